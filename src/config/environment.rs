@@ -1,0 +1,197 @@
+//! Environment configuration (`config/<env>.toml`): where landing and warehouse live, which
+//! environment variables hold secrets, and tuning knobs. Secrets are never written in these files:
+//! a file names the variable, the process environment supplies the value.
+
+use super::read_toml;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One environment (`local`, `s3`, `azure`, ...).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Name of the environment; defaults to the file stem (`local` for `config/local.toml`).
+    #[serde(default)]
+    pub name: String,
+    /// Where the data lives.
+    pub storage: StorageSettings,
+    /// Keyed pseudonymisation of NHS numbers.
+    #[serde(default)]
+    pub pseudonymisation: PseudonymisationSettings,
+    /// Ingestion tuning.
+    #[serde(default)]
+    pub ingest: IngestSettings,
+}
+
+/// Object-store locations. URLs are `file://` (absolute, or relative to the working directory:
+/// `file://./landing`), `s3://bucket/prefix`, `az://container/prefix` or `gs://bucket/prefix`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Root of the raw extracts (`landing/<dataset>/...`). The tool never modifies or deletes here.
+    pub landing: String,
+    /// Root of the warehouse (`staging/`, `quarantine/`, `marts/`, `_state/`).
+    pub warehouse: String,
+    /// Extra object-store builder options (e.g. `endpoint`, `allow_http`, `region`), passed to the
+    /// store's builder on top of its standard environment variables (`AWS_*`, `AZURE_*`,
+    /// `GOOGLE_*`). A value of the form `env:NAME` is read from environment variable NAME, so
+    /// endpoints and credentials stay out of the file.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Retries on transient object-store errors (network, throttling, 5xx).
+    #[serde(default)]
+    pub retry: RetrySettings,
+}
+
+/// Retry policy for remote object stores.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts after the first failure (default 4).
+    #[serde(default = "RetrySettings::default_max_retries")]
+    pub max_retries: usize,
+    /// First back-off in milliseconds, doubled each retry (default 200).
+    #[serde(default = "RetrySettings::default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Give up after this many seconds in total (default 60).
+    #[serde(default = "RetrySettings::default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl RetrySettings {
+    fn default_max_retries() -> usize {
+        4
+    }
+    fn default_initial_backoff_ms() -> u64 {
+        200
+    }
+    fn default_timeout_secs() -> u64 {
+        60
+    }
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_retries: Self::default_max_retries(),
+            initial_backoff_ms: Self::default_initial_backoff_ms(),
+            timeout_secs: Self::default_timeout_secs(),
+        }
+    }
+}
+
+/// Where the pseudonymisation key comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PseudonymisationSettings {
+    /// Environment variable holding the HMAC-SHA256 key (default `ALLIANCE_PSEUDO_KEY`). Required
+    /// only when a pipeline has an `nhs_number` column. At least 16 bytes.
+    #[serde(default = "PseudonymisationSettings::default_key_env")]
+    pub key_env: String,
+}
+
+impl PseudonymisationSettings {
+    fn default_key_env() -> String {
+        "ALLIANCE_PSEUDO_KEY".into()
+    }
+}
+
+impl Default for PseudonymisationSettings {
+    fn default() -> Self {
+        Self {
+            key_env: Self::default_key_env(),
+        }
+    }
+}
+
+/// Ingestion tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Rows per record batch while normalising (default 65,536).
+    #[serde(default = "IngestSettings::default_batch_rows")]
+    pub batch_rows: usize,
+    /// Maximum rows per Parquet row group (default 262,144); bounds writer memory.
+    #[serde(default = "IngestSettings::default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// zstd level for Parquet pages (default 3).
+    #[serde(default = "IngestSettings::default_zstd_level")]
+    pub zstd_level: i32,
+}
+
+impl IngestSettings {
+    fn default_batch_rows() -> usize {
+        65_536
+    }
+    fn default_row_group_rows() -> usize {
+        262_144
+    }
+    fn default_zstd_level() -> i32 {
+        3
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            batch_rows: Self::default_batch_rows(),
+            row_group_rows: Self::default_row_group_rows(),
+            zstd_level: Self::default_zstd_level(),
+        }
+    }
+}
+
+impl Environment {
+    /// Loads `<config_dir>/<name>.toml`.
+    pub fn load(config_dir: &Path, name: &str) -> Result<Self> {
+        let path: PathBuf = config_dir.join(format!("{name}.toml"));
+        if !path.exists() {
+            let known = list_environments(config_dir).join(", ");
+            return Err(Error::config(
+                &path,
+                format!("no such environment '{name}' (known: {known})"),
+            ));
+        }
+        let mut env: Environment = read_toml(&path)?;
+        if env.name.is_empty() {
+            env.name = name.to_string();
+        }
+        if env.ingest.batch_rows == 0 || env.ingest.row_group_rows == 0 {
+            return Err(Error::config(&path, "ingest batch_rows and row_group_rows must be > 0"));
+        }
+        Ok(env)
+    }
+
+    /// Reads the pseudonymisation key from the environment.
+    pub fn pseudonymisation_key(&self) -> Result<Vec<u8>> {
+        let var = &self.pseudonymisation.key_env;
+        let value = std::env::var(var).map_err(|_| Error::MissingSecret {
+            var: var.clone(),
+            purpose: "the HMAC key that pseudonymises NHS numbers (at least 16 bytes)".into(),
+        })?;
+        if value.len() < 16 {
+            return Err(Error::MissingSecret {
+                var: var.clone(),
+                purpose: "is shorter than 16 bytes; use a long random key".into(),
+            });
+        }
+        Ok(value.into_bytes())
+    }
+}
+
+/// Names of the environments in a config directory (file stems of `*.toml`).
+pub fn list_environments(config_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(config_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(str::to_string))?
+        })
+        .collect();
+    names.sort();
+    names
+}

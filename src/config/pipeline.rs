@@ -1,0 +1,575 @@
+//! Declarative pipeline files (`pipelines/<name>.toml`).
+//!
+//! A pipeline says where its extracts land (a glob under the landing root), how to read them
+//! (format, encoding, header row by offset or keyword, sheet), the column contract (output name,
+//! source aliases across revisions, type, nullability, null tokens, value formats, recodes),
+//! rows to drop (declared totals rows only), columns derived from the file name or a title cell,
+//! how loads replace earlier data, and when it runs.
+//!
+//! Everything a pipeline file can say is listed here; unknown keys are errors.
+
+use super::read_toml;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Null tokens applied to every column unless the pipeline overrides them: empty strings and the
+/// suppression/missing markers used in NHS publications.
+pub const DEFAULT_NULL_TOKENS: &[&str] = &["", "*", "-", "[E]", "[DS]", "[c]", "[x]", "..", "NULL", "N/A", "NA"];
+
+/// One pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Path of the file this was read from (set by the loader).
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// Pipeline name; defaults to the file stem. Also the staging table name unless `table` is set.
+    #[serde(default)]
+    pub name: String,
+    /// What the dataset is, for the catalogue.
+    #[serde(default)]
+    pub description: String,
+    /// Staging table name (`warehouse/staging/<table>/`); defaults to `name`.
+    #[serde(default)]
+    pub table: String,
+    /// Where and how to read the extracts.
+    pub source: SourceSpec,
+    /// How loaded data replaces earlier loads.
+    pub load: LoadSpec,
+    /// When the pipeline runs.
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
+    /// Null tokens for every column (default [`DEFAULT_NULL_TOKENS`]); compared after trimming,
+    /// case-insensitively.
+    #[serde(default = "default_null_tokens")]
+    pub null_tokens: Vec<String>,
+    /// The column contract, in output order.
+    pub columns: Vec<ColumnSpec>,
+    /// Columns whose value comes from the file name, a title cell or a constant.
+    #[serde(default)]
+    pub derived: Vec<DerivedSpec>,
+    /// Rows to drop before parsing (e.g. totals rows), only where declared.
+    #[serde(default)]
+    pub drop_rows: Vec<DropRule>,
+}
+
+fn default_null_tokens() -> Vec<String> {
+    DEFAULT_NULL_TOKENS.iter().map(|s| s.to_string()).collect()
+}
+
+/// Source location and file shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Glob relative to the landing root, e.g. `cwt/*Provider*.xlsx` (`**` crosses folders).
+    pub glob: String,
+    /// File format.
+    pub format: Format,
+    /// Text encoding for csv/tsv (default `auto`: BOM sniffing, else UTF-8).
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Field delimiter for csv (default `,`; tsv is always tab).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// Worksheet name for xlsx (default: the first sheet).
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// Where the header row is.
+    #[serde(default)]
+    pub header: HeaderSpec,
+}
+
+/// File formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Tsv,
+    Xlsx,
+    Parquet,
+}
+
+/// Text encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// Byte-order mark decides (UTF-8 BOM, UTF-16LE/BE BOM), otherwise UTF-8.
+    #[default]
+    Auto,
+    /// UTF-8, with or without BOM.
+    Utf8,
+    /// UTF-16 little-endian, with or without BOM.
+    Utf16le,
+    /// Windows-1252 (Excel "CSV" on Windows).
+    Windows1252,
+}
+
+/// Header row location: exactly one of `offset`, `keyword` or `none`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderSpec {
+    /// 0-based index of the header line/row (default 0 when nothing is set).
+    #[serde(default)]
+    pub offset: Option<usize>,
+    /// The header is the first row (within `scan_rows`) having a cell equal to this text
+    /// (trimmed, case-insensitive).
+    #[serde(default)]
+    pub keyword: Option<String>,
+    /// The file has no header row; columns are matched by `position`.
+    #[serde(default)]
+    pub none: bool,
+    /// Rows searched for `keyword` (default 50).
+    #[serde(default = "HeaderSpec::default_scan_rows")]
+    pub scan_rows: usize,
+}
+
+impl HeaderSpec {
+    fn default_scan_rows() -> usize {
+        50
+    }
+}
+
+/// Value types of the column contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// Text, trimmed.
+    String,
+    /// Code: trimmed, upper-cased text (org codes, LSOA codes).
+    Code,
+    /// Whole number (`1,234` allowed).
+    Integer,
+    /// Decimal number (`1,234.5` allowed).
+    Number,
+    /// Non-negative count in halves (`0.5` for shared patients; `1,234` allowed).
+    Count,
+    /// Percentage as a proportion 0–1 (`72.3%` → 0.723; bare numbers per `bare_percent`).
+    Percent,
+    /// Calendar date, parsed with `formats`.
+    Date,
+    /// A month: stored as the date of its first day (`April 2023`, `APR-23`, `2023-04`, or any date).
+    Month,
+    /// Financial year `YYYY/YY`, normalised to `2023/24`.
+    FinancialYear,
+    /// NHS number: validated (mod 11) and replaced by its keyed HMAC pseudonym; the raw value is
+    /// never written anywhere.
+    NhsNumber,
+    /// Yes/no (`Y`/`N`, `yes`/`no`, `true`/`false`, `1`/`0`).
+    Boolean,
+}
+
+/// Date and month forms accepted in sources. ISO `yyyy-mm-dd` (optionally with a time) is always
+/// accepted for `date` and `month` columns, as is a spreadsheet's native date cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateFormat {
+    /// `31/01/2024` (also `31-01-2024`, `31.01.2024`).
+    DdMmYyyy,
+    /// `2024-01-31`.
+    YyyyMmDd,
+    /// `20240131`.
+    Yyyymmdd,
+    /// `31-Jan-2024` / `31 Jan 2024`.
+    DdMonYyyy,
+    /// Excel serial day number (`45322`), 1900 date system.
+    ExcelSerial,
+    /// `January 2024` / `Jan 2024`.
+    MonthYyyy,
+    /// `JAN-24`.
+    MonYy,
+    /// `2024-01`.
+    YyyyMm,
+}
+
+/// How bare numbers in a percent column are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BarePercent {
+    /// `72.3` means 72.3 % (→ 0.723).
+    #[default]
+    Percent,
+    /// `0.723` is already a proportion.
+    Fraction,
+}
+
+/// One column of the contract.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Output column name (snake_case).
+    pub name: String,
+    /// Source header names across revisions; matched trimmed and case-insensitively. The output
+    /// name itself always matches too.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// 0-based column position, for sources without a header row.
+    #[serde(default)]
+    pub position: Option<usize>,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+    /// Whether nulls are allowed (default true). A null in a non-nullable column quarantines the row.
+    #[serde(default = "yes")]
+    pub nullable: bool,
+    /// Whether the column must be present in the source (default true). An optional column that
+    /// is absent is all null.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Extra null tokens for this column, added to the pipeline's.
+    #[serde(default)]
+    pub null_tokens: Vec<String>,
+    /// Accepted date/month forms (default: dd_mm_yyyy, yyyy_mm_dd, excel_serial for dates;
+    /// month_yyyy, mon_yy, yyyy_mm for months).
+    #[serde(default)]
+    pub formats: Vec<DateFormat>,
+    /// Bare numbers in a percent column (default `percent`).
+    #[serde(default)]
+    pub bare_percent: BarePercent,
+    /// Value recoding applied before parsing (keys trimmed, case-insensitive), e.g. `M = "1"`.
+    #[serde(default)]
+    pub recode: BTreeMap<String, String>,
+    /// If set, only these values (after recode and normalisation) are accepted; others quarantine
+    /// the row.
+    #[serde(default)]
+    pub accepted: Vec<String>,
+    /// Meaning of the column, for the catalogue.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where a derived column's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DerivedFrom {
+    /// The source object's file name (without folders).
+    FileName,
+    /// A cell above the header: `cell = "A1"` in xlsx, or line `line` (0-based) of a text file.
+    TitleCell,
+    /// A constant `value`.
+    Constant,
+}
+
+/// A column derived once per file and repeated on every row.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedSpec {
+    /// Output column name.
+    pub name: String,
+    /// Where the value comes from.
+    pub from: DerivedFrom,
+    /// Regex applied to the file name / cell text; the group named `value` (or the first group)
+    /// is the value. Without a pattern the whole text is used.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// xlsx title cell, e.g. `A1`.
+    #[serde(default)]
+    pub cell: Option<String>,
+    /// Text title line (0-based) for csv/tsv.
+    #[serde(default)]
+    pub line: Option<usize>,
+    /// The value for `from = "constant"`.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Value type (parsed like a contract column).
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+    /// Accepted forms for date/month types.
+    #[serde(default)]
+    pub formats: Vec<DateFormat>,
+    /// Meaning, for the catalogue.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Drop rows whose `column` holds one of `values` (trimmed, case-insensitive) — e.g. totals rows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropRule {
+    /// Contract column (output name) to test, on its raw text.
+    pub column: String,
+    /// Values that mark the row for dropping.
+    pub values: Vec<String>,
+    /// Why, recorded in the run's counts.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Load behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    /// How new data replaces old.
+    pub mode: LoadMode,
+    /// The `date`/`month` column that partitions staging by month (`staging/<table>/YYYY-MM/`).
+    /// Required for `replace_by_period`.
+    #[serde(default)]
+    pub period: Option<String>,
+    /// Columns constant within one file that narrow what a file replaces (e.g. the trust code
+    /// from the file name, so one trust's March file does not replace another trust's March).
+    #[serde(default)]
+    pub scope: Vec<String>,
+}
+
+/// Load modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMode {
+    /// A file replaces the periods (within its scope) that it contains: a revised extract
+    /// supersedes the provisional one for the same months.
+    ReplaceByPeriod,
+    /// Each file adds its rows; a changed file replaces only its own earlier rows.
+    Append,
+    /// The newest matching file is the whole table (reference data).
+    FullReplace,
+}
+
+/// Scheduling.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// Cron expression (`sec min hour day month weekday`, or the usual 5 fields), UTC.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// Run when a new or changed file appears in landing (default true).
+    #[serde(default = "yes")]
+    pub on_new_file: bool,
+}
+
+impl Pipeline {
+    /// Loads and validates one pipeline file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let mut p: Pipeline = read_toml(path)?;
+        p.file = path.to_path_buf();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        if p.name.is_empty() {
+            p.name = stem.to_string();
+        }
+        if p.table.is_empty() {
+            p.table = p.name.clone();
+        }
+        p.validate()?;
+        Ok(p)
+    }
+
+    fn err(&self, reason: impl Into<String>) -> Error {
+        Error::config(&self.file, reason)
+    }
+
+    /// The contract column or derived column named `name`, with its type.
+    pub fn column_type(&self, name: &str) -> Option<ColumnType> {
+        self.columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.kind)
+            .or_else(|| self.derived.iter().find(|d| d.name == name).map(|d| d.kind))
+    }
+
+    /// Checks everything that can be checked without reading data.
+    pub fn validate(&self) -> Result<()> {
+        if !is_identifier(&self.name) || !is_identifier(&self.table) {
+            return Err(self.err("name and table must be snake_case identifiers"));
+        }
+        globset::Glob::new(&self.source.glob)
+            .map_err(|e| self.err(format!("source.glob: {e}")))?;
+        self.validate_source()?;
+        if self.columns.is_empty() {
+            return Err(self.err("at least one [[columns]] entry is required"));
+        }
+        let mut seen = HashSet::new();
+        for name in self.columns.iter().map(|c| &c.name).chain(self.derived.iter().map(|d| &d.name)) {
+            if !is_identifier(name) {
+                return Err(self.err(format!("column '{name}' must be a snake_case identifier")));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(self.err(format!("column '{name}' is declared twice")));
+            }
+        }
+        for c in &self.columns {
+            self.validate_column(c)?;
+        }
+        for d in &self.derived {
+            self.validate_derived(d)?;
+        }
+        for rule in &self.drop_rows {
+            if !self.columns.iter().any(|c| c.name == rule.column) {
+                return Err(self.err(format!("drop_rows column '{}' is not a contract column", rule.column)));
+            }
+            if rule.values.is_empty() {
+                return Err(self.err(format!("drop_rows on '{}' lists no values", rule.column)));
+            }
+        }
+        self.validate_load()?;
+        if let Some(cron) = &self.schedule.cron {
+            crate::schedule::parse_cron(cron).map_err(|e| self.err(format!("schedule.cron: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn validate_source(&self) -> Result<()> {
+        let s = &self.source;
+        let h = &s.header;
+        let ways = h.offset.is_some() as u8 + h.keyword.is_some() as u8 + h.none as u8;
+        if ways > 1 {
+            return Err(self.err("header: set only one of offset, keyword, none"));
+        }
+        if s.sheet.is_some() && s.format != Format::Xlsx {
+            return Err(self.err("source.sheet applies to xlsx only"));
+        }
+        if s.format == Format::Parquet && (ways > 0 || s.encoding != Encoding::Auto) {
+            return Err(self.err("parquet sources take no header or encoding settings"));
+        }
+        if s.delimiter.is_some() && s.format != Format::Csv {
+            return Err(self.err("source.delimiter applies to csv only"));
+        }
+        if h.none && self.columns.iter().any(|c| c.position.is_none()) {
+            return Err(self.err("header.none: every column needs a position"));
+        }
+        Ok(())
+    }
+
+    fn validate_column(&self, c: &ColumnSpec) -> Result<()> {
+        let dateish = matches!(c.kind, ColumnType::Date | ColumnType::Month);
+        if !c.formats.is_empty() && !dateish {
+            return Err(self.err(format!("column '{}': formats apply to date/month columns", c.name)));
+        }
+        if c.kind == ColumnType::NhsNumber && !c.accepted.is_empty() {
+            return Err(self.err(format!("column '{}': nhs_number takes no accepted list", c.name)));
+        }
+        if !c.required && !c.nullable {
+            return Err(self.err(format!("column '{}': an optional column must be nullable", c.name)));
+        }
+        Ok(())
+    }
+
+    fn validate_derived(&self, d: &DerivedSpec) -> Result<()> {
+        let name = &d.name;
+        match d.from {
+            DerivedFrom::Constant if d.value.is_none() => {
+                return Err(self.err(format!("derived '{name}': constant needs value")))
+            }
+            DerivedFrom::TitleCell => match self.source.format {
+                Format::Xlsx if d.cell.as_deref().and_then(parse_cell_ref).is_none() => {
+                    return Err(self.err(format!("derived '{name}': title_cell needs cell like \"A1\"")))
+                }
+                Format::Csv | Format::Tsv if d.line.is_none() => {
+                    return Err(self.err(format!("derived '{name}': title_cell needs line for text files")))
+                }
+                Format::Parquet => {
+                    return Err(self.err(format!("derived '{name}': parquet has no title cells")))
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        if let Some(p) = &d.pattern {
+            let re = regex::Regex::new(p).map_err(|e| self.err(format!("derived '{name}': pattern: {e}")))?;
+            if re.captures_len() < 2 {
+                return Err(self.err(format!("derived '{name}': pattern needs a capture group")));
+            }
+        }
+        if d.kind == ColumnType::NhsNumber {
+            return Err(self.err(format!("derived '{name}': cannot be an nhs_number")));
+        }
+        Ok(())
+    }
+
+    fn validate_load(&self) -> Result<()> {
+        let l = &self.load;
+        match (&l.period, l.mode) {
+            (None, LoadMode::ReplaceByPeriod) => {
+                return Err(self.err("load.mode replace_by_period needs load.period"))
+            }
+            (Some(p), _) => match self.column_type(p) {
+                Some(ColumnType::Date | ColumnType::Month) => {}
+                Some(_) => return Err(self.err(format!("load.period '{p}' must be a date or month column"))),
+                None => return Err(self.err(format!("load.period '{p}' is not a column"))),
+            },
+            _ => {}
+        }
+        if l.mode == LoadMode::ReplaceByPeriod {
+            if let Some(p) = &l.period {
+                let nullable = self.columns.iter().find(|c| &c.name == p).map(|c| c.nullable);
+                if nullable == Some(true) {
+                    return Err(self.err(format!("load.period '{p}' must be nullable = false")));
+                }
+            }
+        }
+        for s in &l.scope {
+            if !self.derived.iter().any(|d| &d.name == s) {
+                return Err(self.err(format!(
+                    "load.scope '{s}' must be a derived column (constant within a file)"
+                )));
+            }
+        }
+        if !l.scope.is_empty() && l.mode != LoadMode::ReplaceByPeriod {
+            return Err(self.err("load.scope applies to replace_by_period only"));
+        }
+        Ok(())
+    }
+}
+
+/// Parses an A1-style cell reference into 0-based (row, column).
+pub fn parse_cell_ref(cell: &str) -> Option<(u32, u32)> {
+    let cell = cell.trim().to_ascii_uppercase();
+    let split = cell.find(|c: char| c.is_ascii_digit())?;
+    let (letters, digits) = cell.split_at(split);
+    if letters.is_empty() || !letters.chars().all(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    let col = letters.bytes().fold(0u32, |acc, b| acc * 26 + (b - b'A' + 1) as u32) - 1;
+    let row: u32 = digits.parse().ok()?;
+    (row >= 1).then(|| (row - 1, col))
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Loads every `*.toml` in `dir`, sorted by name; names must be unique.
+pub fn load_pipelines(dir: &Path) -> Result<Vec<Pipeline>> {
+    let entries = std::fs::read_dir(dir).map_err(Error::io(dir))?;
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    let mut out: Vec<Pipeline> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let p = Pipeline::load(&path)?;
+        if let Some(other) = out.iter().find(|o| o.name == p.name || o.table == p.table) {
+            return Err(Error::config(&path, format!("name/table clashes with {}", other.file.display())));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_refs() {
+        assert_eq!(parse_cell_ref("A1"), Some((0, 0)));
+        assert_eq!(parse_cell_ref("b3"), Some((2, 1)));
+        assert_eq!(parse_cell_ref("AA10"), Some((9, 26)));
+        assert_eq!(parse_cell_ref("A0"), None);
+        assert_eq!(parse_cell_ref("1A"), None);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = "[source]\nglob='x/*.csv'\nformat='csv'\nbogus=1\n[load]\nmode='append'\n[[columns]]\nname='a'\ntype='string'\n";
+        let err = toml::from_str::<Pipeline>(text).unwrap_err().to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+}

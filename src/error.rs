@@ -1,0 +1,148 @@
+//! Typed errors of the library.
+//!
+//! Every error names what it is about: the pipeline or config file, the source object, and where
+//! relevant the row (1-based, as a spreadsheet shows it) and column, plus a human reason. The binary
+//! wraps these in `anyhow` only at the top level.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside alliance-warehouse.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration or pipeline file could not be read or is invalid.
+    #[error("config {file}: {reason}")]
+    Config { file: PathBuf, reason: String },
+
+    /// A source file cannot be ingested at all (wrong shape, unreadable, missing columns, ...).
+    /// The file is recorded in quarantine and in the manifest; nothing from it is written.
+    #[error("source {file}: {reason}")]
+    SourceFile { file: String, reason: String },
+
+    /// A value-level problem that is fatal for the file (used where a row cannot be quarantined,
+    /// e.g. a header row problem).
+    #[error("source {file} row {row} column {column}: {reason}")]
+    SourceValue {
+        file: String,
+        row: u64,
+        column: String,
+        reason: String,
+    },
+
+    /// An object-store operation failed.
+    #[error("object store {op} {location}: {source}")]
+    Store {
+        op: &'static str,
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A storage URL or environment setting is unusable.
+    #[error("storage {url}: {reason}")]
+    StorageUrl { url: String, reason: String },
+
+    /// Arrow kernel failure.
+    #[error("arrow while {context}: {source}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    /// Parquet encoding or decoding failure.
+    #[error("parquet while {context}: {source}")]
+    Parquet {
+        context: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    /// DataFusion planning or execution failure.
+    #[error("sql while {context}: {source}")]
+    DataFusion {
+        context: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// State (manifest, run record) could not be serialised or parsed.
+    #[error("state {location}: {reason}")]
+    State { location: String, reason: String },
+
+    /// A secret required by the configuration is missing from the environment.
+    #[error("environment variable {var} is not set: {purpose}")]
+    MissingSecret { var: String, purpose: String },
+
+    /// Local I/O failure (generator output, config reading).
+    #[error("io {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The run was asked to stop (signal) before it finished.
+    #[error("run interrupted: {0}")]
+    Interrupted(String),
+}
+
+impl Error {
+    pub fn source_file(file: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::SourceFile {
+            file: file.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn config(file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            file: file.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn arrow(context: impl Into<String>) -> impl FnOnce(arrow::error::ArrowError) -> Self {
+        let context = context.into();
+        move |source| Error::Arrow { context, source }
+    }
+
+    pub fn parquet(context: impl Into<String>) -> impl FnOnce(parquet::errors::ParquetError) -> Self {
+        let context = context.into();
+        move |source| Error::Parquet { context, source }
+    }
+
+    pub fn store(
+        op: &'static str,
+        location: impl Into<String>,
+    ) -> impl FnOnce(object_store::Error) -> Self {
+        let location = location.into();
+        move |source| Error::Store {
+            op,
+            location,
+            source,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    pub fn datafusion(
+        context: impl Into<String>,
+    ) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
+        let context = context.into();
+        move |source| Error::DataFusion { context, source }
+    }
+
+    /// True for object-store failures worth retrying (network, throttling, server errors).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Store { source, .. } => crate::storage::is_transient(source),
+            _ => false,
+        }
+    }
+}

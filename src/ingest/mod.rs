@@ -1,0 +1,474 @@
+//! Ingestion: landing extracts → normalised staging Parquet, per pipeline.
+//!
+//! For each pipeline the landing objects matching its glob are compared with the manifest:
+//! unchanged files (same size and ETag, or same SHA-256) are skipped; new and changed files are
+//! streamed through three overlapping stages — read/decode, normalise (Arrow kernels), Parquet
+//! encode/upload — with bounded channels between them, so memory does not grow with file size.
+//!
+//! A file that cannot be read as declared (wrong shape, missing columns, malformed structure) is
+//! rejected whole: nothing from it is written, the reason goes to
+//! `quarantine/<pipeline>/<slug>.rejected.json` and the manifest, and data from earlier versions
+//! stays. Object-store failures are not rejections: they fail the run, to be retried.
+
+pub mod dates;
+pub mod manifest;
+pub mod nhs;
+pub mod normalise;
+pub mod parquet_source;
+pub mod parse;
+pub mod source;
+pub mod text;
+pub mod writer;
+pub mod xlsx;
+
+use crate::config::pipeline::{ColumnType, Format, LoadMode, Pipeline};
+use crate::config::Environment;
+use crate::error::{Error, Result};
+use crate::storage::Stores;
+use chrono::Utc;
+use futures::StreamExt;
+use manifest::{FileRecord, FileStatus, Manifest, RowCounts};
+use normalise::{Normalised, Normaliser};
+use object_store::{ObjectMeta, ObjectStoreExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use source::{SourceMsg, CHANNEL_DEPTH};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tracing::{info, info_span, warn, Instrument};
+use writer::{OutputObject, PartitionedWriter, QuarantineWriter};
+
+/// What happened to one landing file in a run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]
+pub enum FileOutcome {
+    Unchanged,
+    Loaded,
+    Rejected(String),
+}
+
+/// Report of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    pub bytes: u64,
+    #[serde(flatten)]
+    pub outcome: FileOutcome,
+    pub counts: RowCounts,
+    pub outputs: Vec<OutputObject>,
+    pub quarantine: Option<String>,
+    pub seconds: f64,
+}
+
+/// Report of one pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineReport {
+    pub pipeline: String,
+    pub table: String,
+    pub files: Vec<FileReport>,
+}
+
+impl PipelineReport {
+    pub fn totals(&self) -> RowCounts {
+        let mut t = RowCounts::default();
+        self.files.iter().for_each(|f| t.add(&f.counts));
+        t
+    }
+}
+
+/// Options of `alliance ingest`.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Only this pipeline.
+    pub pipeline: Option<String>,
+    /// Re-ingest files even when unchanged.
+    pub force: bool,
+}
+
+/// Everything ingestion needs.
+pub struct Ingestor {
+    pub env: Environment,
+    pub stores: Stores,
+    pub run_id: String,
+}
+
+impl Ingestor {
+    pub fn new(env: Environment, stores: Stores, run_id: String) -> Self {
+        Self { env, stores, run_id }
+    }
+
+    /// Runs the selected pipelines in order.
+    pub async fn run(&self, pipelines: &[Pipeline], options: &IngestOptions) -> Result<Vec<PipelineReport>> {
+        let selected: Vec<&Pipeline> = match &options.pipeline {
+            Some(name) => {
+                let p = pipelines.iter().find(|p| &p.name == name).ok_or_else(|| {
+                    let known: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
+                    Error::config("pipelines", format!("no pipeline named '{name}' (known: {})", known.join(", ")))
+                })?;
+                vec![p]
+            }
+            None => pipelines.iter().collect(),
+        };
+        let mut reports = Vec::with_capacity(selected.len());
+        for p in selected {
+            let span = info_span!("pipeline", pipeline = %p.name);
+            reports.push(self.run_pipeline(p, options.force).instrument(span).await?);
+        }
+        Ok(reports)
+    }
+
+    async fn run_pipeline(&self, p: &Pipeline, force: bool) -> Result<PipelineReport> {
+        let matcher = globset::GlobBuilder::new(&p.source.glob)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::config(&p.file, e.to_string()))?
+            .compile_matcher();
+        let prefix: String = literal_prefix(&p.source.glob);
+        let mut candidates: Vec<ObjectMeta> = self
+            .stores
+            .landing
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter(|m| matcher.is_match(m.location.as_ref()))
+            .collect();
+        candidates.sort_by(|a, b| (a.last_modified, a.location.as_ref()).cmp(&(b.last_modified, b.location.as_ref())));
+        let mut manifest = Manifest::load(&self.stores.warehouse, &p.name).await?;
+        let pseudonymiser = if p.columns.iter().any(|c| c.kind == ColumnType::NhsNumber) {
+            Some(Arc::new(nhs::Pseudonymiser::new(&self.env.pseudonymisation_key()?)))
+        } else {
+            None
+        };
+        info!(files = candidates.len(), "pipeline start");
+        let mut files = Vec::with_capacity(candidates.len());
+        for meta in candidates {
+            let path = meta.location.to_string();
+            let span = info_span!("file", file = %path);
+            let report = self.file(p, &meta, &mut manifest, force, pseudonymiser.clone()).instrument(span).await?;
+            files.push(report);
+        }
+        self.collect_garbage(p, &manifest).await?;
+        Ok(PipelineReport { pipeline: p.name.clone(), table: p.table.clone(), files })
+    }
+
+    async fn file(
+        &self,
+        p: &Pipeline,
+        meta: &ObjectMeta,
+        manifest: &mut Manifest,
+        force: bool,
+        pseudonymiser: Option<Arc<nhs::Pseudonymiser>>,
+    ) -> Result<FileReport> {
+        let started = Instant::now();
+        let path = meta.location.to_string();
+        let landing = &self.stores.landing;
+        let mut report = FileReport {
+            path: path.clone(),
+            bytes: meta.size,
+            outcome: FileOutcome::Unchanged,
+            counts: RowCounts::default(),
+            outputs: vec![],
+            quarantine: None,
+            seconds: 0.0,
+        };
+        if !force {
+            if let Some(record) = manifest.files.get(&path) {
+                let same_tag = record.size == meta.size && record.e_tag.is_some() && record.e_tag == meta.e_tag;
+                let same_content = !same_tag
+                    && record.size == meta.size
+                    && record.sha256.is_some()
+                    && record.sha256 == Some(sha256_hex(&landing.get(&path).await?));
+                if same_tag || same_content {
+                    report.counts = record.counts;
+                    if same_content {
+                        // Touched or copied but identical: remember the new identity.
+                        if let Some(record) = manifest.files.get_mut(&path) {
+                            record.e_tag = meta.e_tag.clone();
+                            record.last_modified = meta.last_modified;
+                        }
+                        manifest.save(&self.stores.warehouse).await?;
+                    }
+                    info!("unchanged, skipped");
+                    return Ok(report);
+                }
+            }
+        }
+        let file_url = landing.display(&path);
+        let outcome = self.load_file(p, meta, &file_url, pseudonymiser).await;
+        report.seconds = started.elapsed().as_secs_f64();
+        let now = Utc::now();
+        let slug = slug(&path);
+        match outcome {
+            Ok(loaded) => {
+                let stale = manifest.take_ownership(&path, &loaded.outputs);
+                for object in stale {
+                    self.stores.warehouse.delete(&object).await?;
+                }
+                let old_quarantine = manifest.files.get(&path).and_then(|r| r.quarantine.clone());
+                if let Some(old) = old_quarantine.filter(|old| Some(old) != loaded.quarantine.as_ref()) {
+                    self.stores.warehouse.delete(&old).await?;
+                }
+                self.stores.warehouse.delete(&format!("quarantine/{}/{slug}.rejected.json", p.name)).await?;
+                if !loaded.counts.balanced() {
+                    return Err(Error::source_file(&file_url, format!("row accounting does not balance: {:?}", loaded.counts)));
+                }
+                info!(
+                    rows_in = loaded.counts.rows_in,
+                    written = loaded.counts.rows_written,
+                    quarantined = loaded.counts.rows_quarantined,
+                    dropped = loaded.counts.rows_dropped,
+                    objects = loaded.outputs.len(),
+                    seconds = report.seconds,
+                    "loaded"
+                );
+                manifest.files.insert(
+                    path.clone(),
+                    FileRecord {
+                        size: meta.size,
+                        e_tag: meta.e_tag.clone(),
+                        last_modified: meta.last_modified,
+                        sha256: loaded.sha256,
+                        run_id: self.run_id.clone(),
+                        ingested_at: now,
+                        status: FileStatus::Loaded,
+                        error: None,
+                        counts: loaded.counts,
+                        outputs: loaded.outputs.clone(),
+                        quarantine: loaded.quarantine.clone(),
+                    },
+                );
+                report.outcome = FileOutcome::Loaded;
+                report.counts = loaded.counts;
+                report.outputs = loaded.outputs;
+                report.quarantine = loaded.quarantine;
+            }
+            Err(e @ (Error::SourceFile { .. } | Error::SourceValue { .. })) => {
+                let reason = e.to_string();
+                warn!(%reason, "file rejected");
+                let note = serde_json::json!({
+                    "source_file": file_url, "run_id": self.run_id, "at": now, "reason": reason,
+                });
+                let location = format!("quarantine/{}/{slug}.rejected.json", p.name);
+                self.stores.warehouse.put(&location, serde_json::to_vec_pretty(&note).unwrap_or_default()).await?;
+                let previous = manifest.files.get(&path).map(|r| (r.outputs.clone(), r.quarantine.clone()));
+                let (outputs, quarantine) = previous.unwrap_or_default();
+                manifest.files.insert(
+                    path.clone(),
+                    FileRecord {
+                        size: meta.size,
+                        e_tag: meta.e_tag.clone(),
+                        last_modified: meta.last_modified,
+                        sha256: None,
+                        run_id: self.run_id.clone(),
+                        ingested_at: now,
+                        status: FileStatus::Rejected,
+                        error: Some(reason.clone()),
+                        counts: RowCounts::default(),
+                        outputs,
+                        quarantine,
+                    },
+                );
+                report.outcome = FileOutcome::Rejected(reason);
+                report.quarantine = Some(location);
+            }
+            Err(other) => return Err(other),
+        }
+        manifest.save(&self.stores.warehouse).await?;
+        Ok(report)
+    }
+
+    /// Streams one file through read → normalise → write.
+    async fn load_file(
+        &self,
+        p: &Pipeline,
+        meta: &ObjectMeta,
+        file_url: &str,
+        pseudonymiser: Option<Arc<nhs::Pseudonymiser>>,
+    ) -> Result<Loaded> {
+        let path = meta.location.to_string();
+        let batch_rows = self.env.ingest.batch_rows;
+        let (tx, mut rx) = mpsc::channel::<Result<SourceMsg>>(CHANNEL_DEPTH);
+        let mut hasher_task = None;
+        let mut sha256 = None;
+        match p.source.format {
+            Format::Csv | Format::Tsv => {
+                let (chunk_tx, chunk_rx) = mpsc::channel(8);
+                let store = self.stores.landing.object_store();
+                let location = meta.location.clone();
+                let url = file_url.to_string();
+                hasher_task = Some(tokio::spawn(async move {
+                    let mut hasher = Sha256::new();
+                    let result = store.get(&location).await;
+                    let mut stream = match result {
+                        Ok(r) => r.into_stream(),
+                        Err(e) => {
+                            let _ = chunk_tx.send(Err(Error::store("get", url)(e))).await;
+                            return None;
+                        }
+                    };
+                    while let Some(chunk) = stream.next().await {
+                        match chunk {
+                            Ok(bytes) => {
+                                hasher.update(&bytes);
+                                if chunk_tx.send(Ok(bytes)).await.is_err() {
+                                    return None;
+                                }
+                            }
+                            Err(e) => {
+                                let _ = chunk_tx.send(Err(Error::store("read", url.clone())(e))).await;
+                                return None;
+                            }
+                        }
+                    }
+                    Some(hex::encode(hasher.finalize()))
+                }));
+                let (file, spec) = (file_url.to_string(), p.source.clone());
+                tokio::task::spawn_blocking(move || text::read_text(&file, &spec, batch_rows, chunk_rx, tx));
+            }
+            Format::Xlsx => {
+                let bytes = self.stores.landing.get(&path).await?;
+                sha256 = Some(sha256_hex(&bytes));
+                let (file, spec) = (file_url.to_string(), p.source.clone());
+                tokio::task::spawn_blocking(move || xlsx::read_xlsx(&file, &spec, batch_rows, bytes, tx));
+            }
+            Format::Parquet => {
+                let bytes = self.stores.landing.get(&path).await?;
+                sha256 = Some(sha256_hex(&bytes));
+                let file = file_url.to_string();
+                tokio::task::spawn_blocking(move || parquet_source::read_parquet(&file, bytes, batch_rows, tx));
+            }
+        }
+        let header = match rx.recv().await {
+            Some(Ok(SourceMsg::Header(h))) => h,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(SourceMsg::Batch(_))) | None => return Err(Error::source_file(file_url, "source produced no header")),
+        };
+        let normaliser = Normaliser::new(p, file_url, &header, pseudonymiser)?;
+        let schema = normaliser.schema();
+        let slot = match p.load.mode {
+            LoadMode::Append => slug(&path),
+            LoadMode::FullReplace => "data".to_string(),
+            LoadMode::ReplaceByPeriod if p.load.scope.is_empty() => "data".to_string(),
+            LoadMode::ReplaceByPeriod => normaliser.scope_slot(&p.load.scope)?,
+        };
+        let period = match p.load.mode {
+            LoadMode::FullReplace => None,
+            _ => p.load.period.as_deref(),
+        };
+        let props = writer::writer_properties(&self.env.ingest)?;
+        let mut staging = PartitionedWriter::new(
+            self.stores.warehouse.clone(),
+            format!("staging/{}", p.table),
+            slot,
+            schema,
+            props.clone(),
+            period,
+        );
+        let mut quarantine = QuarantineWriter::new(
+            self.stores.warehouse.clone(),
+            format!("quarantine/{}/{}.parquet", p.name, slug(&path)),
+            self.run_id.clone(),
+            file_url.to_string(),
+            props,
+        );
+        let (ntx, mut nrx) = mpsc::channel::<Result<Normalised>>(CHANNEL_DEPTH);
+        tokio::task::spawn_blocking(move || {
+            while let Some(msg) = rx.blocking_recv() {
+                let out = match msg {
+                    Ok(SourceMsg::Batch(raw)) => normaliser.normalise(&raw),
+                    Ok(SourceMsg::Header(_)) => Err(Error::source_file(normaliser.file(), "second header")),
+                    Err(e) => Err(e),
+                };
+                let failed = out.is_err();
+                if ntx.blocking_send(out).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut counts = RowCounts::default();
+        while let Some(n) = nrx.recv().await {
+            let n = n?;
+            counts.add(&RowCounts {
+                rows_in: n.rows_in,
+                rows_written: n.batch.num_rows() as u64,
+                rows_quarantined: n.rows_quarantined,
+                rows_dropped: n.rows_dropped,
+            });
+            staging.write(&n.batch).await?;
+            quarantine.write(&n.rejected).await?;
+        }
+        if let Some(task) = hasher_task {
+            sha256 = task.await.ok().flatten();
+        }
+        if counts.rows_in == 0 {
+            return Err(Error::source_file(file_url, "no data rows below the header"));
+        }
+        let outputs = staging.finish().await?;
+        let quarantine = quarantine.finish().await?;
+        Ok(Loaded { counts, outputs, quarantine, sha256 })
+    }
+
+    /// Deletes staging objects of the table that no manifest entry owns (left by a file that was
+    /// interrupted and whose source then disappeared).
+    async fn collect_garbage(&self, p: &Pipeline, manifest: &Manifest) -> Result<()> {
+        let live: std::collections::HashSet<&str> = manifest.live_objects().iter().map(|o| o.path.as_str()).collect();
+        let prefix = format!("staging/{}/", p.table);
+        for object in self.stores.warehouse.list(&prefix).await? {
+            let path = object.location.to_string();
+            if !live.contains(path.as_str()) {
+                warn!(object = %path, "removing staging object no landing file owns");
+                self.stores.warehouse.delete(&path).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Loaded {
+    counts: RowCounts,
+    outputs: Vec<OutputObject>,
+    quarantine: Option<String>,
+    sha256: Option<String>,
+}
+
+/// SHA-256 of bytes, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A file-system and URL safe name for a landing path, unique per path.
+pub fn slug(path: &str) -> String {
+    let stem: String = path
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .collect();
+    format!("{}-{}", stem, &sha256_hex(path.as_bytes())[..8])
+}
+
+/// The folder part of a glob before its first wildcard (to narrow the listing).
+fn literal_prefix(glob: &str) -> String {
+    let end = glob.find(['*', '?', '[', '{']).unwrap_or(glob.len());
+    match glob[..end].rfind('/') {
+        Some(i) => glob[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_slugs() {
+        assert_eq!(literal_prefix("cwt/*Provider*.xlsx"), "cwt");
+        assert_eq!(literal_prefix("trusts/ral/**/*.csv"), "trusts/ral");
+        assert_eq!(literal_prefix("*.csv"), "");
+        let s = slug("trusts/RAL 2024-01.csv");
+        assert!(s.starts_with("RAL_2024-01.csv-") && s.len() == "RAL_2024-01.csv-".len() + 8);
+        assert_ne!(slug("a/x.csv"), slug("b/x.csv"));
+    }
+}

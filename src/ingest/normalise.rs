@@ -1,0 +1,303 @@
+//! Applies a pipeline's column contract to raw text batches.
+//!
+//! Per batch: blank rows are skipped (they are not records), rows matching a declared drop rule
+//! are counted and dropped, every contract column is parsed by its kernel, and each row with any
+//! rejected value is removed from the output and reported once per failing column (file, row,
+//! column, reason; NHS-number values are never reported). Accounting per batch always holds:
+//! `rows_in = rows_written + rows_quarantined + rows_dropped`.
+//!
+//! Output columns: the contract columns in order, the derived columns, then `_source_file` and
+//! `_source_row` (1-based row in the source, as a spreadsheet numbers it).
+
+use super::nhs::Pseudonymiser;
+use super::parse::{arrow_type, ColumnParser, NullTokens};
+use super::source::{header_key, RawBatch, SourceHeader};
+use crate::config::pipeline::{ColumnSpec, ColumnType, DerivedFrom, DerivedSpec, Pipeline};
+use crate::error::{Error, Result};
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::compute::filter;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use std::sync::Arc;
+
+/// A value that failed its contract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedValue {
+    pub source_row: u64,
+    pub column: String,
+    pub reason: String,
+    /// The raw text, or `None` where it must not be kept (NHS numbers).
+    pub value: Option<String>,
+}
+
+/// One normalised batch.
+#[derive(Debug)]
+pub struct Normalised {
+    pub batch: RecordBatch,
+    pub rejected: Vec<RejectedValue>,
+    pub rows_in: u64,
+    pub rows_dropped: u64,
+    pub rows_quarantined: u64,
+}
+
+struct Mapped {
+    spec: ColumnSpec,
+    source_index: Option<usize>,
+    parser: ColumnParser,
+}
+
+/// Normaliser for one source file.
+pub struct Normaliser {
+    file: String,
+    columns: Vec<Mapped>,
+    derived: Vec<(String, ArrayRef)>,
+    drop_rules: Vec<(usize, Vec<String>)>,
+    schema: SchemaRef,
+}
+
+/// The staging schema of a pipeline.
+pub fn output_schema(p: &Pipeline) -> SchemaRef {
+    let mut fields: Vec<Field> = p
+        .columns
+        .iter()
+        .map(|c| Field::new(&c.name, arrow_type(c.kind), c.nullable))
+        .collect();
+    fields.extend(p.derived.iter().map(|d| Field::new(&d.name, arrow_type(d.kind), true)));
+    fields.push(Field::new("_source_file", DataType::Utf8, false));
+    fields.push(Field::new("_source_row", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+fn parser_for(p: &Pipeline, c: &ColumnSpec, pseudonymiser: Option<&Arc<Pseudonymiser>>) -> ColumnParser {
+    ColumnParser {
+        kind: c.kind,
+        formats: c.formats.clone(),
+        bare_percent: c.bare_percent,
+        nulls: NullTokens::new(p.null_tokens.iter().chain(c.null_tokens.iter())),
+        recode: c.recode.iter().map(|(k, v)| (k.trim().to_string(), v.clone())).collect(),
+        accepted: c.accepted.clone(),
+        nullable: c.nullable,
+        pseudonymiser: pseudonymiser.cloned(),
+    }
+}
+
+impl Normaliser {
+    /// Maps the header onto the contract and derives per-file columns. Fails (rejecting the
+    /// whole file) when a required column is missing or ambiguous, or a derived value can't be
+    /// found.
+    pub fn new(
+        p: &Pipeline,
+        file: &str,
+        header: &SourceHeader,
+        pseudonymiser: Option<Arc<Pseudonymiser>>,
+    ) -> Result<Self> {
+        let keys: Vec<String> = header.names.iter().map(|n| header_key(n)).collect();
+        let mut columns = Vec::with_capacity(p.columns.len());
+        let mut missing = Vec::new();
+        for spec in &p.columns {
+            let source_index = if let Some(pos) = spec.position {
+                (pos < keys.len()).then_some(pos)
+            } else {
+                let wanted: Vec<String> =
+                    std::iter::once(&spec.name).chain(spec.aliases.iter()).map(|n| header_key(n)).collect();
+                let hits: Vec<usize> = (0..keys.len()).filter(|i| wanted.contains(&keys[*i])).collect();
+                if hits.len() > 1 {
+                    let names: Vec<&str> = hits.iter().map(|i| header.names[*i].as_str()).collect();
+                    return Err(Error::source_file(
+                        file,
+                        format!("column '{}' matches several headers: {names:?}", spec.name),
+                    ));
+                }
+                hits.first().copied()
+            };
+            if source_index.is_none() && spec.required {
+                missing.push(match spec.position {
+                    Some(pos) => format!("'{}' (position {pos})", spec.name),
+                    None => format!("'{}' (looked for {:?})", spec.name, std::iter::once(&spec.name).chain(&spec.aliases).collect::<Vec<_>>()),
+                });
+            }
+            let parser = parser_for(p, spec, pseudonymiser.as_ref());
+            columns.push(Mapped { spec: spec.clone(), source_index, parser });
+        }
+        if !missing.is_empty() {
+            return Err(Error::source_file(
+                file,
+                format!("missing required column(s) {}; headers found: {:?}", missing.join(", "), header.names),
+            ));
+        }
+        let mut derived = Vec::with_capacity(p.derived.len());
+        for d in &p.derived {
+            derived.push((d.name.clone(), derive_value(p, d, file, header)?));
+        }
+        let drop_rules = p
+            .drop_rows
+            .iter()
+            .filter_map(|r| {
+                let mapped = columns.iter().find(|c| c.spec.name == r.column)?;
+                Some((mapped.source_index?, r.values.iter().map(|v| v.trim().to_string()).collect()))
+            })
+            .collect();
+        Ok(Self { file: file.to_string(), columns, derived, drop_rules, schema: output_schema(p) })
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Normalises one raw batch.
+    pub fn normalise(&self, raw: &RawBatch) -> Result<Normalised> {
+        let n = raw.rows;
+        let text = |i: usize| -> Option<&StringArray> { raw.columns.get(i).map(|a| a.as_string::<i32>()) };
+        // Keep rows that are neither blank nor declared for dropping.
+        let mut blank = vec![true; n];
+        for col in &raw.columns {
+            let col = col.as_string::<i32>();
+            for (row, b) in blank.iter_mut().enumerate() {
+                if *b && !col.is_null(row) && !col.value(row).trim().is_empty() {
+                    *b = false;
+                }
+            }
+        }
+        let mut dropped = vec![false; n];
+        for (index, values) in &self.drop_rules {
+            if let Some(col) = text(*index) {
+                for (row, d) in dropped.iter_mut().enumerate() {
+                    if !*d && !col.is_null(row) {
+                        let v = col.value(row).trim();
+                        *d = values.iter().any(|x| x.eq_ignore_ascii_case(v));
+                    }
+                }
+            }
+        }
+        let rows_in = blank.iter().filter(|b| !**b).count() as u64;
+        let rows_dropped = (0..n).filter(|i| !blank[*i] && dropped[*i]).count() as u64;
+        let keep: Vec<usize> = (0..n).filter(|i| !blank[*i] && !dropped[*i]).collect();
+        let keep_mask = BooleanArray::from((0..n).map(|i| !blank[i] && !dropped[i]).collect::<Vec<_>>());
+        let all_kept = keep.len() == n;
+        let m = keep.len();
+
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        let mut bad = vec![false; m];
+        let mut rejected = Vec::new();
+        for c in &self.columns {
+            let Some(source) = c.source_index.and_then(|i| raw.columns.get(i)) else {
+                arrays.push(new_null_array(&arrow_type(c.spec.kind), m));
+                if !c.spec.nullable {
+                    for (row, b) in bad.iter_mut().enumerate() {
+                        *b = true;
+                        rejected.push(self.reject(raw, &keep, row, c, "required column is absent".into(), None));
+                    }
+                }
+                continue;
+            };
+            let filtered: ArrayRef = if all_kept {
+                source.clone()
+            } else {
+                filter(source.as_ref(), &keep_mask).map_err(Error::arrow(format!("filtering {}", self.file)))?
+            };
+            let input = filtered.as_string::<i32>();
+            let parsed = c.parser.parse(input);
+            for r in parsed.rejections {
+                bad[r.row] = true;
+                let value = (c.spec.kind != ColumnType::NhsNumber && !input.is_null(r.row))
+                    .then(|| input.value(r.row).to_string());
+                rejected.push(self.reject(raw, &keep, r.row, c, r.reason, value));
+            }
+            arrays.push(parsed.array);
+        }
+        for (_, value) in &self.derived {
+            arrays.push(broadcast(value, m)?);
+        }
+        arrays.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.file.as_str(), m))));
+        arrays.push(Arc::new(Int64Array::from_iter_values(keep.iter().map(|i| raw.first_row as i64 + *i as i64))));
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)
+            .map_err(Error::arrow(format!("assembling rows of {}", self.file)))?;
+        let rows_quarantined = bad.iter().filter(|b| **b).count() as u64;
+        let batch = if rows_quarantined > 0 {
+            let good = BooleanArray::from(bad.iter().map(|b| !b).collect::<Vec<_>>());
+            arrow::compute::filter_record_batch(&batch, &good).map_err(Error::arrow("removing quarantined rows"))?
+        } else {
+            batch
+        };
+        Ok(Normalised { batch, rejected, rows_in, rows_dropped, rows_quarantined })
+    }
+
+    fn reject(&self, raw: &RawBatch, keep: &[usize], row: usize, c: &Mapped, reason: String, value: Option<String>) -> RejectedValue {
+        RejectedValue {
+            source_row: raw.first_row + keep[row] as u64,
+            column: c.spec.name.clone(),
+            reason,
+            value,
+        }
+    }
+}
+
+/// Repeats a one-element array `n` times.
+fn broadcast(value: &ArrayRef, n: usize) -> Result<ArrayRef> {
+    let indices = arrow::array::UInt32Array::from(vec![0u32; n]);
+    arrow::compute::take(value.as_ref(), &indices, None).map_err(Error::arrow("repeating a derived value"))
+}
+
+/// Computes a derived column's single value for a file.
+fn derive_value(p: &Pipeline, d: &DerivedSpec, file: &str, header: &SourceHeader) -> Result<ArrayRef> {
+    let fail = |reason: String| Error::source_file(file, format!("derived column '{}': {reason}", d.name));
+    let text: String = match d.from {
+        DerivedFrom::Constant => d.value.clone().unwrap_or_default(),
+        DerivedFrom::FileName => file.rsplit('/').next().unwrap_or(file).to_string(),
+        DerivedFrom::TitleCell => {
+            if let Some(cell) = &d.cell {
+                let pos = crate::config::pipeline::parse_cell_ref(cell).ok_or_else(|| fail(format!("bad cell {cell}")))?;
+                header.title_cells.get(&pos).cloned().ok_or_else(|| fail(format!("title cell {cell} is empty")))?
+            } else {
+                let line = d.line.unwrap_or(0);
+                header.title_lines.get(line).cloned().ok_or_else(|| fail(format!("no title line {line}")))?
+            }
+        }
+    };
+    let value = match &d.pattern {
+        None => text.trim().to_string(),
+        Some(pattern) => {
+            let re = regex::Regex::new(pattern).map_err(|e| fail(e.to_string()))?;
+            let caps = re.captures(&text).ok_or_else(|| fail(format!("'{text}' does not match {pattern}")))?;
+            caps.name("value").or_else(|| caps.get(1)).map(|m| m.as_str().trim().to_string()).unwrap_or_default()
+        }
+    };
+    let spec = ColumnSpec {
+        name: d.name.clone(),
+        aliases: vec![],
+        position: None,
+        kind: d.kind,
+        nullable: false,
+        required: true,
+        null_tokens: vec![],
+        formats: d.formats.clone(),
+        bare_percent: Default::default(),
+        recode: Default::default(),
+        accepted: vec![],
+        description: String::new(),
+    };
+    parser_for(p, &spec, None).parse_one(&value).map_err(fail)
+}
+
+impl Normaliser {
+    /// Source file URL this normaliser reads.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Object name for a file's scope: the scope columns' values joined with `_`.
+    pub fn scope_slot(&self, scope: &[String]) -> Result<String> {
+        let mut parts = Vec::with_capacity(scope.len());
+        for name in scope {
+            let (_, value) = self
+                .derived
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| Error::source_file(&self.file, format!("scope column '{name}' is not derived")))?;
+            let text = arrow::compute::cast(value, &DataType::Utf8).map_err(Error::arrow("formatting scope"))?;
+            let text = text.as_string::<i32>();
+            let v = if text.is_null(0) { "none".to_string() } else { text.value(0).to_string() };
+            parts.push(v.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>());
+        }
+        Ok(parts.join("_"))
+    }
+}

@@ -1,0 +1,286 @@
+//! Delimited text sources (csv, tsv) in any supported encoding, streamed.
+//!
+//! Bytes arrive in chunks from the object store; a transcoder turns them into UTF-8 (UTF-8 BOM
+//! stripped; UTF-16LE/BE and Windows-1252 decoded), the lines before the header are kept as title
+//! lines, the header row is found by offset or keyword, and the rest goes to Arrow's CSV decoder
+//! with every column read as text. Short rows are padded with nulls; a row with more fields than
+//! the header is a structural error for the whole file.
+
+use super::source::{delimiter, row_has_keyword, split_record, RawBatch, SourceHeader, SourceMsg, SourceTx};
+use crate::config::pipeline::{Encoding, SourceSpec};
+use crate::error::{Error, Result};
+use arrow::csv::reader::Decoder as CsvDecoder;
+use arrow::datatypes::{DataType, Field, Schema};
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Streaming transcoder to UTF-8.
+pub struct Transcoder {
+    declared: Encoding,
+    decoder: Option<encoding_rs::Decoder>,
+    sniffed: bool,
+    pending: Vec<u8>,
+}
+
+impl Transcoder {
+    pub fn new(declared: Encoding) -> Self {
+        Self { declared, decoder: None, sniffed: false, pending: Vec::new() }
+    }
+
+    /// Transcodes a chunk; `last` marks the end of the input.
+    pub fn push(&mut self, chunk: &[u8], last: bool, out: &mut Vec<u8>) {
+        if !self.sniffed {
+            self.pending.extend_from_slice(chunk);
+            if self.pending.len() < 3 && !last {
+                return;
+            }
+            self.sniffed = true;
+            let bom = encoding_rs::Encoding::for_bom(&self.pending).map(|(e, _)| e);
+            let encoding = match (self.declared, bom) {
+                (Encoding::Utf16le, _) => Some(encoding_rs::UTF_16LE),
+                (Encoding::Windows1252, _) => Some(encoding_rs::WINDOWS_1252),
+                (_, Some(e)) if e != encoding_rs::UTF_8 => Some(e),
+                _ => None,
+            };
+            // `new_decoder_with_bom_removal` strips a BOM of the chosen encoding.
+            self.decoder = Some(match encoding {
+                Some(e) => e.new_decoder_with_bom_removal(),
+                None => encoding_rs::UTF_8.new_decoder_with_bom_removal(),
+            });
+            let utf8 = encoding.is_none();
+            let pending = std::mem::take(&mut self.pending);
+            if utf8 {
+                // UTF-8 passes through untouched (Arrow validates it); only a BOM is removed.
+                let body = pending.strip_prefix(&[0xEF, 0xBB, 0xBF][..]).unwrap_or(&pending);
+                out.extend_from_slice(body);
+                self.decoder = None;
+            } else {
+                self.decode(&pending, last, out);
+            }
+            return;
+        }
+        match self.decoder.is_some() {
+            true => self.decode(chunk, last, out),
+            false => out.extend_from_slice(chunk),
+        }
+    }
+
+    fn decode(&mut self, input: &[u8], last: bool, out: &mut Vec<u8>) {
+        let decoder = self.decoder.as_mut().expect("decoder chosen");
+        let mut input = input;
+        loop {
+            let need = decoder.max_utf8_buffer_length(input.len()).unwrap_or(input.len() * 3 + 16);
+            let start = out.len();
+            out.resize(start + need, 0);
+            let (result, read, written, _) = decoder.decode_to_utf8(input, &mut out[start..], last);
+            out.truncate(start + written);
+            input = &input[read..];
+            if result == encoding_rs::CoderResult::InputEmpty {
+                break;
+            }
+        }
+    }
+}
+
+/// Reads a text source from a channel of byte chunks and sends header and batches to `tx`.
+/// Runs on a blocking thread.
+pub fn read_text(
+    file: &str,
+    spec: &SourceSpec,
+    batch_rows: usize,
+    mut chunks: mpsc::Receiver<Result<Bytes>>,
+    tx: SourceTx,
+) {
+    let result = (|| -> Result<()> {
+        let mut transcoder = Transcoder::new(spec.encoding);
+        let mut utf8 = Vec::with_capacity(1 << 20);
+        let delim = delimiter(spec);
+        let mut header: Option<(SourceHeader, CsvDecoder)> = None;
+        let mut next_row = 0u64;
+        let mut done = false;
+        while !done {
+            let chunk = match chunks.blocking_recv() {
+                Some(c) => c?,
+                None => {
+                    done = true;
+                    Bytes::new()
+                }
+            };
+            transcoder.push(&chunk, done, &mut utf8);
+            if header.is_none() {
+                match find_header(file, spec, &utf8, done)? {
+                    None => continue,
+                    Some((h, consumed)) => {
+                        next_row = h.header_row + 1;
+                        let width = h.names.len();
+                        let fields: Vec<Field> =
+                            (0..width).map(|i| Field::new(format!("c{i}"), DataType::Utf8, true)).collect();
+                        let decoder = arrow::csv::ReaderBuilder::new(Arc::new(Schema::new(fields)))
+                            .with_header(false)
+                            .with_delimiter(delim)
+                            .with_batch_size(batch_rows)
+                            .with_truncated_rows(true)
+                            .build_decoder();
+                        utf8.drain(..consumed);
+                        if tx.blocking_send(Ok(SourceMsg::Header(h.clone()))).is_err() {
+                            return Ok(());
+                        }
+                        header = Some((h, decoder));
+                    }
+                }
+            }
+            let Some((_, decoder)) = header.as_mut() else { continue };
+            let emit = |decoder: &mut CsvDecoder, next_row: &mut u64| -> Result<bool> {
+                let Some(batch) = decoder.flush().map_err(|e| structure_error(file, *next_row, e))? else {
+                    return Ok(true);
+                };
+                let rows = batch.num_rows();
+                let raw = RawBatch { columns: batch.columns().to_vec(), rows, first_row: *next_row };
+                *next_row += rows as u64;
+                Ok(tx.blocking_send(Ok(SourceMsg::Batch(raw))).is_ok())
+            };
+            let mut offset = 0;
+            while offset < utf8.len() {
+                let consumed = decoder.decode(&utf8[offset..]).map_err(|e| structure_error(file, next_row, e))?;
+                offset += consumed;
+                if decoder.capacity() == 0 {
+                    if !emit(decoder, &mut next_row)? {
+                        return Ok(());
+                    }
+                } else if consumed == 0 {
+                    break;
+                }
+            }
+            utf8.drain(..offset);
+            if done {
+                // An empty slice tells the decoder the input has ended (flushes a last line
+                // without a newline).
+                decoder.decode(&[]).map_err(|e| structure_error(file, next_row, e))?;
+                if !emit(decoder, &mut next_row)? {
+                    return Ok(());
+                }
+            }
+        }
+        if header.is_none() {
+            return Err(Error::source_file(file, "file is empty"));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = tx.blocking_send(Err(e));
+    }
+}
+
+fn structure_error(file: &str, near_row: u64, e: arrow::error::ArrowError) -> Error {
+    let reason = match &e {
+        arrow::error::ArrowError::CsvError(m) if m.contains("UTF") || m.contains("utf") => format!(
+            "text is not valid UTF-8 ({m}); declare source.encoding (utf16le, windows-1252) in the pipeline"
+        ),
+        other => format!("malformed delimited data in the batch starting at row {near_row}: {other}"),
+    };
+    Error::SourceValue { file: file.to_string(), row: near_row, column: "(row structure)".into(), reason }
+}
+
+/// Looks for the header in the decoded prefix. Returns the header and how many bytes of `text`
+/// it and the title lines occupy, or `None` if more input is needed.
+fn find_header(file: &str, spec: &SourceSpec, text: &[u8], eof: bool) -> Result<Option<(SourceHeader, usize)>> {
+    let h = &spec.header;
+    let delim = delimiter(spec);
+    let mut lines: Vec<&[u8]> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
+    let mut start = 0;
+    for (i, b) in text.iter().enumerate() {
+        if *b == b'\n' {
+            lines.push(&text[start..i]);
+            ends.push(i + 1);
+            start = i + 1;
+        }
+    }
+    if eof && start < text.len() {
+        lines.push(&text[start..]);
+        ends.push(text.len());
+    }
+    let as_str = |l: &[u8]| -> Result<String> {
+        std::str::from_utf8(l)
+            .map(|s| s.trim_end_matches('\r').to_string())
+            .map_err(|_| Error::source_file(file, "text is not valid UTF-8; declare source.encoding in the pipeline"))
+    };
+    if h.none {
+        let Some(first) = lines.first() else {
+            return if eof { Err(Error::source_file(file, "file is empty")) } else { Ok(None) };
+        };
+        let width = split_record(&as_str(first)?, delim).len();
+        let header = SourceHeader { names: vec![String::new(); width], header_row: 0, ..Default::default() };
+        return Ok(Some((header, 0)));
+    }
+    let index = match (&h.keyword, h.offset) {
+        (Some(keyword), _) => {
+            let mut found = None;
+            for (i, line) in lines.iter().enumerate().take(h.scan_rows) {
+                let cells = split_record(&as_str(line)?, delim);
+                if row_has_keyword(cells.iter().map(String::as_str), keyword) {
+                    found = Some(i);
+                    break;
+                }
+            }
+            match found {
+                Some(i) => i,
+                None if eof || lines.len() >= h.scan_rows => {
+                    return Err(Error::source_file(
+                        file,
+                        format!("no header row containing '{keyword}' in the first {} lines", h.scan_rows),
+                    ))
+                }
+                None => return Ok(None),
+            }
+        }
+        (None, offset) => {
+            let offset = offset.unwrap_or(0);
+            if lines.len() <= offset {
+                return if eof {
+                    Err(Error::source_file(file, format!("file has no header line at offset {offset}")))
+                } else {
+                    Ok(None)
+                };
+            }
+            offset
+        }
+    };
+    let names = split_record(&as_str(lines[index])?, delim);
+    let title_lines = lines[..index].iter().map(|l| as_str(l)).collect::<Result<Vec<_>>>()?;
+    let header = SourceHeader { names, title_lines, header_row: index as u64 + 1, ..Default::default() };
+    Ok(Some((header, ends[index])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transcode(encoding: Encoding, bytes: &[u8], chunk: usize) -> String {
+        let mut t = Transcoder::new(encoding);
+        let mut out = Vec::new();
+        let chunks: Vec<&[u8]> = bytes.chunks(chunk).collect();
+        for (i, c) in chunks.iter().enumerate() {
+            t.push(c, i + 1 == chunks.len(), &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn utf16le_with_bom_in_odd_chunks() {
+        let mut bytes = vec![0xFF, 0xFE];
+        for u in "Organisation Code\tNumerator\nA81001\t1,234\n".encode_utf16() {
+            bytes.extend_from_slice(&u.to_le_bytes());
+        }
+        for chunk in [1, 3, 7, 1000] {
+            assert_eq!(transcode(Encoding::Auto, &bytes, chunk), "Organisation Code\tNumerator\nA81001\t1,234\n");
+        }
+    }
+
+    #[test]
+    fn utf8_bom_and_windows_1252() {
+        assert_eq!(transcode(Encoding::Auto, b"\xEF\xBB\xBFa,b\n", 2), "a,b\n");
+        assert_eq!(transcode(Encoding::Windows1252, b"caf\xE9 \x80\n", 4), "café €\n");
+    }
+}

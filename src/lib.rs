@@ -1,0 +1,19 @@
+//! alliance-warehouse: a data-integration pipeline and Parquet warehouse for the NHS Cancer
+//! Alliances of North East and North Central London and their Cancer Inequalities Working Group.
+//!
+//! Layers: [`config`] (environments and declarative pipelines) → [`storage`] (object stores) →
+//! [`ingest`] (landing extracts to staging Parquet, with quarantine and manifests) →
+//! [`runs`] (run records). [`generate`] makes realistic synthetic extracts.
+#![deny(warnings)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod ingest;
+pub mod logging;
+pub mod runs;
+pub mod schedule;
+pub mod storage;
+
+pub use error::{Error, Result};

@@ -1,0 +1,45 @@
+//! Run records: every run writes `_state/runs/<run_id>.json` in the warehouse with what it read
+//! and wrote, row counts, duration and any error.
+
+use crate::error::{Error, Result};
+use crate::ingest::PipelineReport;
+use crate::storage::Store;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A new run id: UTC timestamp plus random suffix, sortable by start time.
+pub fn new_run_id() -> String {
+    let now = Utc::now();
+    let nanos = now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(13);
+    format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), nanos)
+}
+
+/// The record of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    /// `manual`, `schedule`, `new_file`, ...
+    pub trigger: String,
+    pub command: String,
+    pub environment: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub seconds: f64,
+    pub pipelines: serde_json::Value,
+    pub error: Option<String>,
+}
+
+impl RunRecord {
+    pub fn location(&self) -> String {
+        format!("_state/runs/{}.json", self.run_id)
+    }
+
+    pub async fn save(&self, store: &Store) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::State { location: self.location(), reason: e.to_string() })?;
+        store.put(&self.location(), json).await
+    }
+
+    pub fn pipelines_json(reports: &[PipelineReport]) -> serde_json::Value {
+        serde_json::to_value(reports).unwrap_or(serde_json::Value::Null)
+    }
+}
