@@ -128,11 +128,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stores = Stores::open(&env.storage)?;
             let summary = crate::generate::run(&args, &stores.landing).await?;
             println!("{summary}");
+            println!("written under {}", stores.landing.url());
             Ok(ExitCode::SUCCESS)
         }
         Command::Seed { from } => {
             let stores = Stores::open(&env.storage)?;
-            let copied = crate::generate::seed(&from, &stores.landing).await?;
+            let copied = crate::generate::seed(&from, &cli.config_dir.join("reference"), &stores.landing).await?;
             println!("copied {copied} published files from {} into {}", from.display(), stores.landing.url());
             Ok(ExitCode::SUCCESS)
         }

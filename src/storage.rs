@@ -191,7 +191,10 @@ pub fn local_path(url: &str) -> Option<std::path::PathBuf> {
         Some(_) => return None,
         None => url,
     };
-    let path = std::path::PathBuf::from(rest);
+    let path: std::path::PathBuf = std::path::Path::new(rest)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
     Some(if path.is_absolute() {
         path
     } else {

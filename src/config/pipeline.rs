@@ -99,10 +99,13 @@ pub enum Encoding {
     #[default]
     Auto,
     /// UTF-8, with or without BOM.
+    #[serde(alias = "utf-8", alias = "utf-8-bom")]
     Utf8,
     /// UTF-16 little-endian, with or without BOM.
+    #[serde(alias = "utf-16le", alias = "utf-16")]
     Utf16le,
     /// Windows-1252 (Excel "CSV" on Windows).
+    #[serde(alias = "windows-1252", alias = "cp1252")]
     Windows1252,
 }
 

@@ -52,6 +52,9 @@ pub struct Normaliser {
     derived: Vec<(String, ArrayRef)>,
     drop_rules: Vec<(usize, Vec<String>)>,
     schema: SchemaRef,
+    /// The staging schema with every field nullable: rows are assembled under it, and only
+    /// after the rejected rows are removed do non-nullable columns hold no nulls.
+    relaxed: SchemaRef,
 }
 
 /// The staging schema of a pipeline.
@@ -136,7 +139,11 @@ impl Normaliser {
                 Some((mapped.source_index?, r.values.iter().map(|v| v.trim().to_string()).collect()))
             })
             .collect();
-        Ok(Self { file: file.to_string(), columns, derived, drop_rules, schema: output_schema(p) })
+        let schema = output_schema(p);
+        let relaxed = Arc::new(Schema::new(
+            schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+        ));
+        Ok(Self { file: file.to_string(), columns, derived, drop_rules, schema, relaxed })
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -209,15 +216,18 @@ impl Normaliser {
         }
         arrays.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.file.as_str(), m))));
         arrays.push(Arc::new(Int64Array::from_iter_values(keep.iter().map(|i| raw.first_row as i64 + *i as i64))));
+        let rows_quarantined = bad.iter().filter(|b| **b).count() as u64;
+        let arrays = if rows_quarantined > 0 {
+            let relaxed = RecordBatch::try_new(self.relaxed.clone(), arrays)
+                .map_err(Error::arrow(format!("assembling rows of {}", self.file)))?;
+            let good = BooleanArray::from(bad.iter().map(|b| !b).collect::<Vec<_>>());
+            let kept = arrow::compute::filter_record_batch(&relaxed, &good).map_err(Error::arrow("removing quarantined rows"))?;
+            kept.columns().to_vec()
+        } else {
+            arrays
+        };
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(Error::arrow(format!("assembling rows of {}", self.file)))?;
-        let rows_quarantined = bad.iter().filter(|b| **b).count() as u64;
-        let batch = if rows_quarantined > 0 {
-            let good = BooleanArray::from(bad.iter().map(|b| !b).collect::<Vec<_>>());
-            arrow::compute::filter_record_batch(&batch, &good).map_err(Error::arrow("removing quarantined rows"))?
-        } else {
-            batch
-        };
         Ok(Normalised { batch, rejected, rows_in, rows_dropped, rows_quarantined })
     }
 
