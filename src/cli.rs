@@ -78,7 +78,12 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let config = e.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Config { .. } | Error::MissingSecret { .. } | Error::StorageUrl { .. })));
+            let config = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<Error>(),
+                    Some(Error::Config { .. } | Error::MissingSecret { .. } | Error::StorageUrl { .. })
+                )
+            });
             ExitCode::from(if config { 2 } else { 1 })
         }
     }

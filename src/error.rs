@@ -24,12 +24,7 @@ pub enum Error {
     /// A value-level problem that is fatal for the file (used where a row cannot be quarantined,
     /// e.g. a header row problem).
     #[error("source {file} row {row} column {column}: {reason}")]
-    SourceValue {
-        file: String,
-        row: u64,
-        column: String,
-        reason: String,
-    },
+    SourceValue { file: String, row: u64, column: String, reason: String },
 
     /// An object-store operation failed.
     #[error("object store {op} {location}: {source}")]
@@ -91,17 +86,11 @@ pub enum Error {
 
 impl Error {
     pub fn source_file(file: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::SourceFile {
-            file: file.into(),
-            reason: reason.into(),
-        }
+        Error::SourceFile { file: file.into(), reason: reason.into() }
     }
 
     pub fn config(file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Config {
-            file: file.into(),
-            reason: reason.into(),
-        }
+        Error::Config { file: file.into(), reason: reason.into() }
     }
 
     pub fn arrow(context: impl Into<String>) -> impl FnOnce(arrow::error::ArrowError) -> Self {
@@ -114,16 +103,9 @@ impl Error {
         move |source| Error::Parquet { context, source }
     }
 
-    pub fn store(
-        op: &'static str,
-        location: impl Into<String>,
-    ) -> impl FnOnce(object_store::Error) -> Self {
+    pub fn store(op: &'static str, location: impl Into<String>) -> impl FnOnce(object_store::Error) -> Self {
         let location = location.into();
-        move |source| Error::Store {
-            op,
-            location,
-            source,
-        }
+        move |source| Error::Store { op, location, source }
     }
 
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
@@ -131,9 +113,7 @@ impl Error {
         move |source| Error::Io { path, source }
     }
 
-    pub fn datafusion(
-        context: impl Into<String>,
-    ) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
+    pub fn datafusion(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
         let context = context.into();
         move |source| Error::DataFusion { context, source }
     }

@@ -35,7 +35,8 @@ impl RunRecord {
     }
 
     pub async fn save(&self, store: &Store) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::State { location: self.location(), reason: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::State { location: self.location(), reason: e.to_string() })?;
         store.put(&self.location(), json).await
     }
 

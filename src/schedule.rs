@@ -7,11 +7,7 @@ use croner::Cron;
 
 /// Parses a cron expression (5 or 6 fields).
 pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .build()
-        .parse(expr)
-        .map_err(|e| format!("'{expr}': {e}"))
+    CronParser::builder().seconds(Seconds::Optional).build().parse(expr).map_err(|e| format!("'{expr}': {e}"))
 }
 
 /// The next time `expr` fires strictly after `after`.

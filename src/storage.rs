@@ -50,10 +50,7 @@ impl Stores {
 impl Store {
     /// Opens the store rooted at `url`.
     pub fn open(url: &str, settings: &StorageSettings) -> Result<Self> {
-        let bad = |reason: String| Error::StorageUrl {
-            url: url.to_string(),
-            reason,
-        };
+        let bad = |reason: String| Error::StorageUrl { url: url.to_string(), reason };
         if let Some(local) = local_path(url) {
             std::fs::create_dir_all(&local).map_err(|e| bad(format!("cannot create {}: {e}", local.display())))?;
             let fs = LocalFileSystem::new_with_prefix(&local).map_err(|e| bad(e.to_string()))?;
@@ -94,15 +91,9 @@ impl Store {
             other => return Err(bad(format!("unsupported scheme '{other}' (file, s3, az, gs)"))),
         };
         let prefix = parsed.path().trim_matches('/');
-        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            store
-        } else {
-            Arc::new(PrefixStore::new(store, prefix))
-        };
-        Ok(Self {
-            url: url.trim_end_matches('/').to_string(),
-            inner,
-        })
+        let inner: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { store } else { Arc::new(PrefixStore::new(store, prefix)) };
+        Ok(Self { url: url.trim_end_matches('/').to_string(), inner })
     }
 
     /// A store over an existing object store (tests, in-memory work).
@@ -149,11 +140,7 @@ impl Store {
 
     /// Reads a whole object.
     pub async fn get(&self, path: &str) -> Result<Bytes> {
-        let r = self
-            .inner
-            .get(&ObjectPath::from(path))
-            .await
-            .map_err(Error::store("get", self.display(path)))?;
+        let r = self.inner.get(&ObjectPath::from(path)).await.map_err(Error::store("get", self.display(path)))?;
         r.bytes().await.map_err(Error::store("read", self.display(path)))
     }
 
@@ -168,10 +155,7 @@ impl Store {
 
     /// Writes a whole object atomically (replacing any previous version).
     pub async fn put(&self, path: &str, data: impl Into<PutPayload>) -> Result<()> {
-        self.inner
-            .put(&ObjectPath::from(path), data.into())
-            .await
-            .map_err(Error::store("put", self.display(path)))?;
+        self.inner.put(&ObjectPath::from(path), data.into()).await.map_err(Error::store("put", self.display(path)))?;
         Ok(())
     }
 
@@ -191,15 +175,9 @@ pub fn local_path(url: &str) -> Option<std::path::PathBuf> {
         Some(_) => return None,
         None => url,
     };
-    let path: std::path::PathBuf = std::path::Path::new(rest)
-        .components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect();
-    Some(if path.is_absolute() {
-        path
-    } else {
-        std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path)
-    })
+    let path: std::path::PathBuf =
+        std::path::Path::new(rest).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+    Some(if path.is_absolute() { path } else { std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path) })
 }
 
 fn resolve_options(settings: &StorageSettings) -> std::result::Result<Vec<(String, String)>, String> {

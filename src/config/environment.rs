@@ -100,9 +100,7 @@ impl PseudonymisationSettings {
 
 impl Default for PseudonymisationSettings {
     fn default() -> Self {
-        Self {
-            key_env: Self::default_key_env(),
-        }
+        Self { key_env: Self::default_key_env() }
     }
 }
 
@@ -149,10 +147,7 @@ impl Environment {
         let path: PathBuf = config_dir.join(format!("{name}.toml"));
         if !path.exists() {
             let known = list_environments(config_dir).join(", ");
-            return Err(Error::config(
-                &path,
-                format!("no such environment '{name}' (known: {known})"),
-            ));
+            return Err(Error::config(&path, format!("no such environment '{name}' (known: {known})")));
         }
         let mut env: Environment = read_toml(&path)?;
         if env.name.is_empty() {

@@ -378,8 +378,7 @@ impl Pipeline {
         if !is_identifier(&self.name) || !is_identifier(&self.table) {
             return Err(self.err("name and table must be snake_case identifiers"));
         }
-        globset::Glob::new(&self.source.glob)
-            .map_err(|e| self.err(format!("source.glob: {e}")))?;
+        globset::Glob::new(&self.source.glob).map_err(|e| self.err(format!("source.glob: {e}")))?;
         self.validate_source()?;
         if self.columns.is_empty() {
             return Err(self.err("at least one [[columns]] entry is required"));
@@ -463,9 +462,7 @@ impl Pipeline {
                 Format::Csv | Format::Tsv if d.line.is_none() => {
                     return Err(self.err(format!("derived '{name}': title_cell needs line for text files")))
                 }
-                Format::Parquet => {
-                    return Err(self.err(format!("derived '{name}': parquet has no title cells")))
-                }
+                Format::Parquet => return Err(self.err(format!("derived '{name}': parquet has no title cells"))),
                 _ => {}
             },
             _ => {}
@@ -485,9 +482,7 @@ impl Pipeline {
     fn validate_load(&self) -> Result<()> {
         let l = &self.load;
         match (&l.period, l.mode) {
-            (None, LoadMode::ReplaceByPeriod) => {
-                return Err(self.err("load.mode replace_by_period needs load.period"))
-            }
+            (None, LoadMode::ReplaceByPeriod) => return Err(self.err("load.mode replace_by_period needs load.period")),
             (Some(p), _) => match self.column_type(p) {
                 Some(ColumnType::Date | ColumnType::Month) => {}
                 Some(_) => return Err(self.err(format!("load.period '{p}' must be a date or month column"))),
@@ -505,9 +500,7 @@ impl Pipeline {
         }
         for s in &l.scope {
             if !self.derived.iter().any(|d| &d.name == s) {
-                return Err(self.err(format!(
-                    "load.scope '{s}' must be a derived column (constant within a file)"
-                )));
+                return Err(self.err(format!("load.scope '{s}' must be a derived column (constant within a file)")));
             }
         }
         if !l.scope.is_empty() && l.mode != LoadMode::ReplaceByPeriod {
@@ -539,11 +532,8 @@ fn is_identifier(s: &str) -> bool {
 /// Loads every `*.toml` in `dir`, sorted by name; names must be unique.
 pub fn load_pipelines(dir: &Path) -> Result<Vec<Pipeline>> {
     let entries = std::fs::read_dir(dir).map_err(Error::io(dir))?;
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
+    let mut paths: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect();
     paths.sort();
     let mut out: Vec<Pipeline> = Vec::with_capacity(paths.len());
     for path in paths {

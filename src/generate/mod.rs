@@ -86,10 +86,7 @@ pub struct GenerateSummary {
 impl GenerateSummary {
     /// Rows and faults over files whose path starts with `prefix`.
     pub fn totals(&self, prefix: &str) -> (u64, u64) {
-        self.files
-            .iter()
-            .filter(|f| f.path.starts_with(prefix))
-            .fold((0, 0), |(r, x), f| (r + f.rows, x + f.faults))
+        self.files.iter().filter(|f| f.path.starts_with(prefix)).fold((0, 0), |(r, x), f| (r + f.rows, x + f.faults))
     }
 }
 
@@ -155,7 +152,16 @@ pub async fn run(args: &GenerateArgs, landing: &Store) -> Result<GenerateSummary
             let rows = args.rows / files.max(1) + u64::from(index < args.rows % files.max(1));
             index += 1;
             let peers: Vec<&'static str> = selected.iter().copied().filter(|t| *t != trust).collect();
-            let job = TrustMonth { trust, peers, month_start, month_days, as_of, rows, seed: args.seed, fault_rate: args.fault_rate };
+            let job = TrustMonth {
+                trust,
+                peers,
+                month_start,
+                month_days,
+                as_of,
+                rows,
+                seed: args.seed,
+                fault_rate: args.fault_rate,
+            };
             summary.files.push(job.write(landing).await?);
         }
     }
@@ -217,7 +223,8 @@ impl TrustMonth {
             let pathways = (0..self.rows).map(move |seq| drawer.draw(&mut rng, seq));
             match (self.trust, out) {
                 ("R1H", _) => {
-                    let bytes = trusts::write_barts_xlsx(self.month_start, pathways.collect(), &mut fault_rng, &mut faults)?;
+                    let bytes =
+                        trusts::write_barts_xlsx(self.month_start, pathways.collect(), &mut fault_rng, &mut faults)?;
                     Ok((self.rows, faults.injected, Some(bytes)))
                 }
                 ("RRV", Some(out)) => {
@@ -257,13 +264,18 @@ impl TrustMonth {
 /// reference tables (`<bundled>/*.csv`) into landing. Returns the number of files copied.
 pub async fn seed(from: &Path, bundled: &Path, landing: &Store) -> Result<usize> {
     let mut copied = 0;
-    let sources = [(from.join("cwt"), "cwt", "xlsx"), (from.join("reference"), "reference", "csv"), (bundled.to_path_buf(), "reference", "csv")];
+    let sources = [
+        (from.join("cwt"), "cwt", "xlsx"),
+        (from.join("reference"), "reference", "csv"),
+        (bundled.to_path_buf(), "reference", "csv"),
+    ];
     for (dir, target, ext) in sources {
         if !dir.is_dir() {
             tracing::warn!(folder = %dir.display(), "not found; skipped");
             continue;
         }
-        let mut entries: Vec<_> = std::fs::read_dir(&dir).map_err(Error::io(&dir))?.flatten().map(|e| e.path()).collect();
+        let mut entries: Vec<_> =
+            std::fs::read_dir(&dir).map_err(Error::io(&dir))?.flatten().map(|e| e.path()).collect();
         entries.sort();
         for path in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == ext)) {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();

@@ -42,7 +42,14 @@ pub fn lsoas() -> Vec<Lsoa> {
 
 /// North East London boroughs (the rest of the bundled LSOAs are North Central London).
 pub const NEL_BOROUGHS: &[&str] = &[
-    "Barking and Dagenham", "City of London", "Hackney", "Havering", "Newham", "Redbridge", "Tower Hamlets", "Waltham Forest",
+    "Barking and Dagenham",
+    "City of London",
+    "Hackney",
+    "Havering",
+    "Newham",
+    "Redbridge",
+    "Tower Hamlets",
+    "Waltham Forest",
 ];
 
 /// The commissioner code for a borough in a month: the sub-ICB location from its creation
@@ -65,7 +72,11 @@ pub fn commissioner(borough: &str, month_days: i32) -> &'static str {
         _ => "08H",
     };
     if NEL_BOROUGHS.contains(&borough) {
-        if month_days >= nel_merged { "A3A8R" } else { old }
+        if month_days >= nel_merged {
+            "A3A8R"
+        } else {
+            old
+        }
     } else if month_days >= ncl_merged {
         "93C"
     } else {
@@ -81,8 +92,23 @@ pub const MODALITIES: [&str; 4] = ["Surgery", "Anti-cancer drug regimen", "Radio
 pub const INDEPENDENT: [&str; 4] = ["NT3", "NVC", "NT2", "NT4"];
 /// NHS ethnic category codes and rough London weights.
 const ETHNIC: [(&str, f64); 17] = [
-    ("A", 36.0), ("B", 2.0), ("C", 14.0), ("D", 1.5), ("E", 1.0), ("F", 1.0), ("G", 1.5), ("H", 6.0), ("J", 3.0),
-    ("K", 7.0), ("L", 4.0), ("M", 4.5), ("N", 8.0), ("P", 2.0), ("R", 1.5), ("S", 3.0), ("Z", 4.0),
+    ("A", 36.0),
+    ("B", 2.0),
+    ("C", 14.0),
+    ("D", 1.5),
+    ("E", 1.0),
+    ("F", 1.0),
+    ("G", 1.5),
+    ("H", 6.0),
+    ("J", 3.0),
+    ("K", 7.0),
+    ("L", 4.0),
+    ("M", 4.5),
+    ("N", 8.0),
+    ("P", 2.0),
+    ("R", 1.5),
+    ("S", 3.0),
+    ("Z", 4.0),
 ];
 
 /// Suspected cancer sites: (label, weight, share female, conversion to a cancer diagnosis, mean age).

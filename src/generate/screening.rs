@@ -73,8 +73,15 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// One month's export as UTF-16LE bytes with BOM; returns the bytes and the data rows written.
-pub fn export(month_start: i32, practices: &[Practice], lsoas: &[Lsoa], rng: &mut Rng, faults: &mut Faults) -> (Vec<u8>, u64) {
-    let mut text = String::from("Cancer screening coverage \u{2013} GP practice level (NHS Futures export, synthetic)\r\n");
+pub fn export(
+    month_start: i32,
+    practices: &[Practice],
+    lsoas: &[Lsoa],
+    rng: &mut Rng,
+    faults: &mut Faults,
+) -> (Vec<u8>, u64) {
+    let mut text =
+        String::from("Cancer screening coverage \u{2013} GP practice level (NHS Futures export, synthetic)\r\n");
     text.push_str("Organisation Code\tOrganisation Name\tProgramme\tMonth of Date\tCohort Age Range\tCohort Description\tDenominator Name\tDenominator\tNumerator\tPerformance\tAcceptable\tAchievable\r\n");
     let month = month_label(month_start);
     let mut rows = 0u64;

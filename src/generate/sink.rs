@@ -66,7 +66,8 @@ pub fn upload(store: &Store, path: &str) -> (ChunkWriter, tokio::task::JoinHandl
     let mut object = BufWriter::new(store.object_store(), ObjectPath::from(path));
     let location = store.display(path);
     let task = tokio::spawn(async move {
-        let fail = |e: std::io::Error| Error::State { location: location.clone(), reason: format!("upload failed: {e}") };
+        let fail =
+            |e: std::io::Error| Error::State { location: location.clone(), reason: format!("upload failed: {e}") };
         loop {
             match rx.recv().await {
                 Some(Some(chunk)) => object.write_all(&chunk).await.map_err(fail)?,

@@ -24,12 +24,33 @@ use std::sync::Arc;
 /// The trusts the generator knows.
 pub const TRUSTS: [&str; 4] = ["R1H", "RAL", "RQX", "RRV"];
 
-const MONTHS: [&str; 12] = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 /// Boroughs each trust mainly serves.
 pub fn catchment(trust: &str) -> &'static [&'static str] {
     match trust {
-        "R1H" => &["Tower Hamlets", "Newham", "Waltham Forest", "City of London", "Barking and Dagenham", "Redbridge", "Havering"],
+        "R1H" => &[
+            "Tower Hamlets",
+            "Newham",
+            "Waltham Forest",
+            "City of London",
+            "Barking and Dagenham",
+            "Redbridge",
+            "Havering",
+        ],
         "RQX" => &["Hackney", "City of London"],
         "RAL" => &["Barnet", "Enfield", "Haringey", "Camden"],
         _ => &["Camden", "Islington", "Haringey", "Barnet", "Enfield"],
@@ -42,7 +63,9 @@ pub fn landing_path(trust: &str, month_start: i32) -> String {
     match trust {
         "R1H" => format!("trusts/R1H/Barts_PTL_{y:04}-{m:02}.xlsx"),
         "RAL" => format!("trusts/RAL/RAL_cancer_pathways_{y:04}-{m:02}.csv"),
-        "RQX" => format!("trusts/RQX/Homerton_cancer_{}-{:02}.tsv", MONTHS[m as usize - 1][..3].to_uppercase(), y % 100),
+        "RQX" => {
+            format!("trusts/RQX/Homerton_cancer_{}-{:02}.tsv", MONTHS[m as usize - 1][..3].to_uppercase(), y % 100)
+        }
         _ => format!("trusts/RRV/uclh_pathways_{y:04}-{m:02}.parquet"),
     }
 }
@@ -123,7 +146,11 @@ pub fn write_text(
         }
         let date = |line: &mut Vec<u8>, day: Option<i32>| {
             if let Some(d) = day {
-                if homerton { date_iso(line, d) } else { date_dmy(line, d, b'/') }
+                if homerton {
+                    date_iso(line, d)
+                } else {
+                    date_dmy(line, d, b'/')
+                }
             }
             line.push(sep);
         };
@@ -151,7 +178,11 @@ pub fn write_text(
         line.extend_from_slice(if fault == Some(BAD_ROUTE) { "ROUTINE" } else { p.route_label() }.as_bytes());
         line.push(sep);
         // Homerton's labels carry a Windows-1252 en dash for head and neck.
-        let site = if homerton && p.site_label() == "Head and Neck" { "Head and Neck \u{2013} upper aerodigestive" } else { p.site_label() };
+        let site = if homerton && p.site_label() == "Head and Neck" {
+            "Head and Neck \u{2013} upper aerodigestive"
+        } else {
+            p.site_label()
+        };
         line.extend_from_slice(site.as_bytes());
         line.push(sep);
         date(&mut line, p.first_seen);
@@ -179,7 +210,11 @@ pub fn write_text(
             (true, true) => "Female",
             (false, true) => "Male",
         };
-        let _ = write!(line, "{}{}{sex}{}{}{}{}", p.age, sep as char, sep as char, p.ethnic, sep as char, lsoas[p.lsoa].code);
+        let _ = write!(
+            line,
+            "{}{}{sex}{}{}{}{}",
+            p.age, sep as char, sep as char, p.ethnic, sep as char, lsoas[p.lsoa].code
+        );
         line.extend_from_slice(eol);
         if homerton {
             let (encoded, _, _) = encoding_rs::WINDOWS_1252.encode(std::str::from_utf8(&line).unwrap_or_default());
@@ -201,11 +236,19 @@ fn sink_error(e: std::io::Error) -> Error {
 }
 
 /// Writes Barts' workbook: two title rows, a blank row, the header, the rows and a `TOTAL` row.
-pub fn write_barts_xlsx(month_start: i32, pathways: Vec<Pathway>, rng: &mut Rng, faults: &mut Faults) -> Result<Vec<u8>> {
+pub fn write_barts_xlsx(
+    month_start: i32,
+    pathways: Vec<Pathway>,
+    rng: &mut Rng,
+    faults: &mut Faults,
+) -> Result<Vec<u8>> {
     use rust_xlsxwriter::{Format, Workbook};
     let xlsx = |e: rust_xlsxwriter::XlsxError| Error::source_file("generator output", format!("xlsx: {e}"));
     if pathways.len() > 1_000_000 {
-        return Err(Error::source_file("generator output", "an xlsx sheet holds at most 1,048,576 rows: use fewer rows per file"));
+        return Err(Error::source_file(
+            "generator output",
+            "an xlsx sheet holds at most 1,048,576 rows: use fewer rows per file",
+        ));
     }
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();
@@ -214,8 +257,25 @@ pub fn write_barts_xlsx(month_start: i32, pathways: Vec<Pathway>, rng: &mut Rng,
     sheet.write_string(0, 0, "Barts Health NHS Trust - Cancer PTL extract (synthetic)").map_err(xlsx)?;
     sheet.write_string(1, 0, format!("Period: {}", month_label(month_start))).map_err(xlsx)?;
     let headers = [
-        "PATHWAY_REF", "NHS_NO", "PROVIDER", "CCG_CODE", "REF_DT", "REF_ROUTE", "TUMOUR_GROUP", "SEEN_DT", "FDS_DT", "FDS_RESULT",
-        "DTT_DT", "TREAT_DT", "MODALITY", "TREAT_ORG", "STAGE", "AGE_AT_REF", "GENDER", "ETHNIC_CODE", "LSOA11",
+        "PATHWAY_REF",
+        "NHS_NO",
+        "PROVIDER",
+        "CCG_CODE",
+        "REF_DT",
+        "REF_ROUTE",
+        "TUMOUR_GROUP",
+        "SEEN_DT",
+        "FDS_DT",
+        "FDS_RESULT",
+        "DTT_DT",
+        "TREAT_DT",
+        "MODALITY",
+        "TREAT_ORG",
+        "STAGE",
+        "AGE_AT_REF",
+        "GENDER",
+        "ETHNIC_CODE",
+        "LSOA11",
     ];
     for (c, h) in headers.iter().enumerate() {
         sheet.write_string(3, c as u16, *h).map_err(xlsx)?;
@@ -247,7 +307,14 @@ pub fn write_barts_xlsx(month_start: i32, pathways: Vec<Pathway>, rng: &mut Rng,
             (3, p.commissioner),
             (5, route),
             (6, &p.site_label().to_uppercase()),
-            (9, match p.confirmed { Some(true) => "Y", Some(false) => "N", None => "" }),
+            (
+                9,
+                match p.confirmed {
+                    Some(true) => "Y",
+                    Some(false) => "N",
+                    None => "",
+                },
+            ),
             (12, &p.modality_label().unwrap_or("").to_uppercase()),
             (13, p.treating_provider.unwrap_or("")),
         ];
@@ -278,10 +345,25 @@ fn uclh_schema() -> Arc<Schema> {
     let s = |n: &str| Field::new(n, DataType::Utf8, true);
     let d = |n: &str| Field::new(n, DataType::Date32, true);
     Arc::new(Schema::new(vec![
-        s("pathway_id"), s("nhs_number"), s("provider_code"), s("commissioner_code"), d("referral_date"), s("route"),
-        s("suspected_cancer"), d("first_seen_date"), d("fds_date"), s("fds_outcome"), d("dtt_date"), d("first_treatment_date"),
-        s("modality"), s("treating_provider"), s("stage"), Field::new("age", DataType::Int32, true), s("sex"),
-        s("ethnic_category"), s("lsoa_code"),
+        s("pathway_id"),
+        s("nhs_number"),
+        s("provider_code"),
+        s("commissioner_code"),
+        d("referral_date"),
+        s("route"),
+        s("suspected_cancer"),
+        d("first_seen_date"),
+        d("fds_date"),
+        s("fds_outcome"),
+        d("dtt_date"),
+        d("first_treatment_date"),
+        s("modality"),
+        s("treating_provider"),
+        s("stage"),
+        Field::new("age", DataType::Int32, true),
+        s("sex"),
+        s("ethnic_category"),
+        s("lsoa_code"),
     ]))
 }
 
@@ -315,9 +397,19 @@ pub fn write_uclh_parquet(
             let stage = if fault == Some(BAD_STAGE) { Some("5") } else { p.stage_label() };
             let outcome = p.confirmed.map(|c| if c { "CONFIRMED" } else { "RULED OUT" });
             let texts: [Option<&str>; 13] = [
-                Some(&p.pathway_id), std::str::from_utf8(&p.nhs_number).ok(), Some(p.provider), Some(p.commissioner), Some(route),
-                Some(p.site_label()), outcome, p.modality_label(), p.treating_provider, stage, Some(if p.female { "F" } else { "M" }),
-                Some(p.ethnic), Some(&lsoas[p.lsoa].code),
+                Some(&p.pathway_id),
+                std::str::from_utf8(&p.nhs_number).ok(),
+                Some(p.provider),
+                Some(p.commissioner),
+                Some(route),
+                Some(p.site_label()),
+                outcome,
+                p.modality_label(),
+                p.treating_provider,
+                stage,
+                Some(if p.female { "F" } else { "M" }),
+                Some(p.ethnic),
+                Some(&lsoas[p.lsoa].code),
             ];
             for (b, t) in s.iter_mut().zip(texts) {
                 b.append_option(t);
@@ -331,11 +423,28 @@ pub fn write_uclh_parquet(
         let f = |b: &mut StringBuilder| Arc::new(b.finish()) as ArrayRef;
         let g = |b: &mut Date32Builder| Arc::new(b.finish()) as ArrayRef;
         let columns: Vec<ArrayRef> = vec![
-            f(&mut s[0]), f(&mut s[1]), f(&mut s[2]), f(&mut s[3]), g(&mut d[0]), f(&mut s[4]), f(&mut s[5]), g(&mut d[1]),
-            g(&mut d[2]), f(&mut s[6]), g(&mut d[3]), g(&mut d[4]), f(&mut s[7]), f(&mut s[8]), f(&mut s[9]),
-            Arc::new(age.finish()), f(&mut s[10]), f(&mut s[11]), f(&mut s[12]),
+            f(&mut s[0]),
+            f(&mut s[1]),
+            f(&mut s[2]),
+            f(&mut s[3]),
+            g(&mut d[0]),
+            f(&mut s[4]),
+            f(&mut s[5]),
+            g(&mut d[1]),
+            g(&mut d[2]),
+            f(&mut s[6]),
+            g(&mut d[3]),
+            g(&mut d[4]),
+            f(&mut s[7]),
+            f(&mut s[8]),
+            f(&mut s[9]),
+            Arc::new(age.finish()),
+            f(&mut s[10]),
+            f(&mut s[11]),
+            f(&mut s[12]),
         ];
-        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(Error::arrow("assembling the UCLH extract"))?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), columns).map_err(Error::arrow("assembling the UCLH extract"))?;
         writer.write(&batch).map_err(Error::parquet("writing the UCLH extract"))?;
     }
     let out = writer.into_inner().map_err(Error::parquet("closing the UCLH extract"))?;

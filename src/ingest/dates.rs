@@ -62,18 +62,30 @@ fn digits(s: &[u8]) -> Option<u32> {
 
 fn month_name(s: &[u8]) -> Option<u32> {
     const NAMES: [&str; 12] = [
-        "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-        "november", "december",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
     ];
     if s.len() < 3 {
         return None;
     }
     let lower: Vec<u8> = s.iter().map(u8::to_ascii_lowercase).collect();
-    NAMES.iter().position(|n| {
-        let n = n.as_bytes();
-        (lower.len() == 3 && n[..3] == lower[..]) || n == &lower[..] || (lower == b"sept" && n.starts_with(b"sep"))
-    })
-    .map(|i| i as u32 + 1)
+    NAMES
+        .iter()
+        .position(|n| {
+            let n = n.as_bytes();
+            (lower.len() == 3 && n[..3] == lower[..]) || n == &lower[..] || (lower == b"sept" && n.starts_with(b"sep"))
+        })
+        .map(|i| i as u32 + 1)
 }
 
 /// Drops a trailing time part (`T12:00`, ` 00:00:00`).
@@ -161,8 +173,7 @@ pub fn parse_with(format: DateFormat, s: &str) -> Option<i32> {
 }
 
 /// Default forms for `date` columns.
-pub const DEFAULT_DATE_FORMATS: &[DateFormat] =
-    &[DateFormat::DdMmYyyy, DateFormat::YyyyMmDd, DateFormat::ExcelSerial];
+pub const DEFAULT_DATE_FORMATS: &[DateFormat] = &[DateFormat::DdMmYyyy, DateFormat::YyyyMmDd, DateFormat::ExcelSerial];
 /// Default forms for `month` columns.
 pub const DEFAULT_MONTH_FORMATS: &[DateFormat] =
     &[DateFormat::MonthYyyy, DateFormat::MonYy, DateFormat::YyyyMm, DateFormat::DdMmYyyy];

@@ -72,6 +72,9 @@ pub struct FileRecord {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Manifest {
     pub pipeline: String,
+    /// [`super::pipeline_fingerprint`] of the definition the files were last read with.
+    #[serde(default)]
+    pub pipeline_fingerprint: Option<String>,
     /// Landing path → record.
     pub files: BTreeMap<String, FileRecord>,
 }
@@ -84,7 +87,7 @@ impl Manifest {
     pub async fn load(store: &Store, pipeline: &str) -> Result<Self> {
         let location = Self::location(pipeline);
         match store.get_opt(&location).await? {
-            None => Ok(Self { pipeline: pipeline.to_string(), files: BTreeMap::new() }),
+            None => Ok(Self { pipeline: pipeline.to_string(), pipeline_fingerprint: None, files: BTreeMap::new() }),
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::State {
                 location: store.display(&location),
                 reason: format!("unreadable manifest: {e}"),
@@ -94,7 +97,8 @@ impl Manifest {
 
     pub async fn save(&self, store: &Store) -> Result<()> {
         let location = Self::location(&self.pipeline);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::State { location: location.clone(), reason: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::State { location: location.clone(), reason: e.to_string() })?;
         store.put(&location, json).await
     }
 
@@ -107,11 +111,7 @@ impl Manifest {
             }
         }
         let previous = self.files.get(path).map(|r| r.outputs.clone()).unwrap_or_default();
-        previous
-            .into_iter()
-            .filter(|o| !outputs.iter().any(|n| n.path == o.path))
-            .map(|o| o.path)
-            .collect()
+        previous.into_iter().filter(|o| !outputs.iter().any(|n| n.path == o.path)).map(|o| o.path).collect()
     }
 
     /// Every staging object some file owns.

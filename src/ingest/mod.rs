@@ -140,6 +140,15 @@ impl Ingestor {
         } else {
             None
         };
+        // A changed pipeline definition (contract, parsing, load rules) makes every file's
+        // staging data stale, and may make a rejected file loadable: all files are re-read.
+        let fingerprint = pipeline_fingerprint(p);
+        let definition_changed = manifest.files.values().next().is_some()
+            && manifest.pipeline_fingerprint.as_deref() != Some(fingerprint.as_str());
+        if definition_changed {
+            info!("pipeline definition changed since the last run: re-reading every file");
+        }
+        let force = force || definition_changed;
         info!(files = candidates.len(), "pipeline start");
         let mut files = Vec::with_capacity(candidates.len());
         for meta in candidates {
@@ -147,6 +156,10 @@ impl Ingestor {
             let span = info_span!("file", file = %path);
             let report = self.file(p, &meta, &mut manifest, force, pseudonymiser.clone()).instrument(span).await?;
             files.push(report);
+        }
+        if manifest.pipeline_fingerprint.as_deref() != Some(fingerprint.as_str()) {
+            manifest.pipeline_fingerprint = Some(fingerprint);
+            manifest.save(&self.stores.warehouse).await?;
         }
         self.collect_garbage(p, &manifest).await?;
         Ok(PipelineReport { pipeline: p.name.clone(), table: p.table.clone(), files })
@@ -181,6 +194,11 @@ impl Ingestor {
                     && record.sha256 == Some(sha256_hex(&landing.get(&path).await?));
                 if same_tag || same_content {
                     report.counts = record.counts;
+                    if record.status == FileStatus::Rejected {
+                        // Same bytes, same pipeline: the same rejection; reported, not re-read.
+                        report.outcome = FileOutcome::Rejected(record.error.clone().unwrap_or_default());
+                        report.quarantine = Some(format!("quarantine/{}/{}.rejected.json", p.name, slug(&path)));
+                    }
                     if same_content {
                         // Touched or copied but identical: remember the new identity.
                         if let Some(record) = manifest.files.get_mut(&path) {
@@ -211,7 +229,10 @@ impl Ingestor {
                 }
                 self.stores.warehouse.delete(&format!("quarantine/{}/{slug}.rejected.json", p.name)).await?;
                 if !loaded.counts.balanced() {
-                    return Err(Error::source_file(&file_url, format!("row accounting does not balance: {:?}", loaded.counts)));
+                    return Err(Error::source_file(
+                        &file_url,
+                        format!("row accounting does not balance: {:?}", loaded.counts),
+                    ));
                 }
                 info!(
                     rows_in = loaded.counts.rows_in,
@@ -342,7 +363,9 @@ impl Ingestor {
         let header = match rx.recv().await {
             Some(Ok(SourceMsg::Header(h))) => h,
             Some(Err(e)) => return Err(e),
-            Some(Ok(SourceMsg::Batch(_))) | None => return Err(Error::source_file(file_url, "source produced no header")),
+            Some(Ok(SourceMsg::Batch(_))) | None => {
+                return Err(Error::source_file(file_url, "source produced no header"))
+            }
         };
         let normaliser = Normaliser::new(p, file_url, &header, pseudonymiser)?;
         let schema = normaliser.schema();
@@ -430,6 +453,16 @@ struct Loaded {
     outputs: Vec<OutputObject>,
     quarantine: Option<String>,
     sha256: Option<String>,
+}
+
+/// Identity of a pipeline's definition: the SHA-256 of its file (or of its parsed form when it
+/// was not read from a file), plus the tool's version, whose parsing rules it relies on.
+pub fn pipeline_fingerprint(p: &Pipeline) -> String {
+    let definition = std::fs::read(&p.file).unwrap_or_else(|_| format!("{p:?}").into_bytes());
+    let mut hasher = Sha256::new();
+    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.update(&definition);
+    hex::encode(hasher.finalize())
 }
 
 /// SHA-256 of bytes, lower-case hex.

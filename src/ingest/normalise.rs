@@ -59,11 +59,8 @@ pub struct Normaliser {
 
 /// The staging schema of a pipeline.
 pub fn output_schema(p: &Pipeline) -> SchemaRef {
-    let mut fields: Vec<Field> = p
-        .columns
-        .iter()
-        .map(|c| Field::new(&c.name, arrow_type(c.kind), c.nullable))
-        .collect();
+    let mut fields: Vec<Field> =
+        p.columns.iter().map(|c| Field::new(&c.name, arrow_type(c.kind), c.nullable)).collect();
     fields.extend(p.derived.iter().map(|d| Field::new(&d.name, arrow_type(d.kind), true)));
     fields.push(Field::new("_source_file", DataType::Utf8, false));
     fields.push(Field::new("_source_row", DataType::Int64, false));
@@ -115,7 +112,11 @@ impl Normaliser {
             if source_index.is_none() && spec.required {
                 missing.push(match spec.position {
                     Some(pos) => format!("'{}' (position {pos})", spec.name),
-                    None => format!("'{}' (looked for {:?})", spec.name, std::iter::once(&spec.name).chain(&spec.aliases).collect::<Vec<_>>()),
+                    None => format!(
+                        "'{}' (looked for {:?})",
+                        spec.name,
+                        std::iter::once(&spec.name).chain(&spec.aliases).collect::<Vec<_>>()
+                    ),
                 });
             }
             let parser = parser_for(p, spec, pseudonymiser.as_ref());
@@ -221,7 +222,8 @@ impl Normaliser {
             let relaxed = RecordBatch::try_new(self.relaxed.clone(), arrays)
                 .map_err(Error::arrow(format!("assembling rows of {}", self.file)))?;
             let good = BooleanArray::from(bad.iter().map(|b| !b).collect::<Vec<_>>());
-            let kept = arrow::compute::filter_record_batch(&relaxed, &good).map_err(Error::arrow("removing quarantined rows"))?;
+            let kept = arrow::compute::filter_record_batch(&relaxed, &good)
+                .map_err(Error::arrow("removing quarantined rows"))?;
             kept.columns().to_vec()
         } else {
             arrays
@@ -231,13 +233,16 @@ impl Normaliser {
         Ok(Normalised { batch, rejected, rows_in, rows_dropped, rows_quarantined })
     }
 
-    fn reject(&self, raw: &RawBatch, keep: &[usize], row: usize, c: &Mapped, reason: String, value: Option<String>) -> RejectedValue {
-        RejectedValue {
-            source_row: raw.first_row + keep[row] as u64,
-            column: c.spec.name.clone(),
-            reason,
-            value,
-        }
+    fn reject(
+        &self,
+        raw: &RawBatch,
+        keep: &[usize],
+        row: usize,
+        c: &Mapped,
+        reason: String,
+        value: Option<String>,
+    ) -> RejectedValue {
+        RejectedValue { source_row: raw.first_row + keep[row] as u64, column: c.spec.name.clone(), reason, value }
     }
 }
 
@@ -255,7 +260,8 @@ fn derive_value(p: &Pipeline, d: &DerivedSpec, file: &str, header: &SourceHeader
         DerivedFrom::FileName => file.rsplit('/').next().unwrap_or(file).to_string(),
         DerivedFrom::TitleCell => {
             if let Some(cell) = &d.cell {
-                let pos = crate::config::pipeline::parse_cell_ref(cell).ok_or_else(|| fail(format!("bad cell {cell}")))?;
+                let pos =
+                    crate::config::pipeline::parse_cell_ref(cell).ok_or_else(|| fail(format!("bad cell {cell}")))?;
                 header.title_cells.get(&pos).cloned().ok_or_else(|| fail(format!("title cell {cell} is empty")))?
             } else {
                 let line = d.line.unwrap_or(0);
@@ -306,7 +312,9 @@ impl Normaliser {
             let text = arrow::compute::cast(value, &DataType::Utf8).map_err(Error::arrow("formatting scope"))?;
             let text = text.as_string::<i32>();
             let v = if text.is_null(0) { "none".to_string() } else { text.value(0).to_string() };
-            parts.push(v.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>());
+            parts.push(
+                v.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>(),
+            );
         }
         Ok(parts.join("_"))
     }

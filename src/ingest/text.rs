@@ -95,6 +95,8 @@ pub fn read_text(
     let result = (|| -> Result<()> {
         let mut transcoder = Transcoder::new(spec.encoding);
         let mut utf8 = Vec::with_capacity(1 << 20);
+        let mut fresh = Vec::with_capacity(1 << 20);
+        let mut blank_lines = BlankLineMarker::default();
         let delim = delimiter(spec);
         let mut header: Option<(SourceHeader, CsvDecoder)> = None;
         let mut next_row = 0u64;
@@ -107,7 +109,13 @@ pub fn read_text(
                     Bytes::new()
                 }
             };
-            transcoder.push(&chunk, done, &mut utf8);
+            if header.is_none() {
+                transcoder.push(&chunk, done, &mut utf8);
+            } else {
+                fresh.clear();
+                transcoder.push(&chunk, done, &mut fresh);
+                blank_lines.mark(&fresh, &mut utf8);
+            }
             if header.is_none() {
                 match find_header(file, spec, &utf8, done)? {
                     None => continue,
@@ -122,7 +130,9 @@ pub fn read_text(
                             .with_batch_size(batch_rows)
                             .with_truncated_rows(true)
                             .build_decoder();
-                        utf8.drain(..consumed);
+                        let rest = utf8.split_off(consumed);
+                        utf8.clear();
+                        blank_lines.mark(&rest, &mut utf8);
                         if tx.blocking_send(Ok(SourceMsg::Header(h.clone()))).is_err() {
                             return Ok(());
                         }
@@ -172,11 +182,69 @@ pub fn read_text(
     }
 }
 
+/// Keeps blank lines as records so that source row numbers stay true.
+///
+/// Arrow's CSV decoder skips empty lines, which would shift the row number of every later
+/// record. The marker turns each blank line outside quotes into a line holding one space: a record
+/// whose fields are all blank, which normalisation skips as blank (it is not counted as a row in)
+/// but which keeps its place in the numbering. Whether a newline is inside quotes is the parity of
+/// the quote characters before it (an escaped `""` counts twice), tracked across chunks. Chunks
+/// without a blank line take a fast path that only counts quotes.
+#[derive(Debug)]
+struct BlankLineMarker {
+    in_quotes: bool,
+    at_line_start: bool,
+}
+
+impl Default for BlankLineMarker {
+    fn default() -> Self {
+        Self { in_quotes: false, at_line_start: true }
+    }
+}
+
+impl BlankLineMarker {
+    fn mark(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if input.is_empty() {
+            return;
+        }
+        let starts_blank = self.at_line_start && matches!(input[0], b'\n' | b'\r');
+        let inner_blank =
+            memchr::memmem::find(input, b"\n\n").is_some() || memchr::memmem::find(input, b"\n\r\n").is_some();
+        if !starts_blank && !inner_blank {
+            let quotes = memchr::memchr_iter(b'"', input).count();
+            self.in_quotes ^= quotes % 2 == 1;
+            self.at_line_start = input[input.len() - 1] == b'\n';
+            out.extend_from_slice(input);
+            return;
+        }
+        out.reserve(input.len() + 16);
+        for (i, &b) in input.iter().enumerate() {
+            match b {
+                b'"' => self.in_quotes = !self.in_quotes,
+                b'\n' if self.at_line_start && !self.in_quotes => {
+                    // A blank CRLF line gets its space before the `\r`.
+                    match out.last() {
+                        Some(b'\r') if i > 0 => out.insert(out.len() - 1, b' '),
+                        _ => out.push(b' '),
+                    }
+                }
+                _ => {}
+            }
+            out.push(b);
+            if b == b'\n' && !self.in_quotes {
+                self.at_line_start = true;
+            } else if b != b'\r' {
+                self.at_line_start = false;
+            }
+        }
+    }
+}
+
 fn structure_error(file: &str, near_row: u64, e: arrow::error::ArrowError) -> Error {
     let reason = match &e {
-        arrow::error::ArrowError::CsvError(m) if m.contains("UTF") || m.contains("utf") => format!(
-            "text is not valid UTF-8 ({m}); declare source.encoding (utf16le, windows-1252) in the pipeline"
-        ),
+        arrow::error::ArrowError::CsvError(m) if m.contains("UTF") || m.contains("utf") => {
+            format!("text is not valid UTF-8 ({m}); declare source.encoding (utf16le, windows-1252) in the pipeline")
+        }
         other => format!("malformed delimited data in the batch starting at row {near_row}: {other}"),
     };
     Error::SourceValue { file: file.to_string(), row: near_row, column: "(row structure)".into(), reason }
@@ -187,6 +255,9 @@ fn structure_error(file: &str, near_row: u64, e: arrow::error::ArrowError) -> Er
 fn find_header(file: &str, spec: &SourceSpec, text: &[u8], eof: bool) -> Result<Option<(SourceHeader, usize)>> {
     let h = &spec.header;
     let delim = delimiter(spec);
+    if eof && text.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::source_file(file, "file is empty"));
+    }
     let mut lines: Vec<&[u8]> = Vec::new();
     let mut ends: Vec<usize> = Vec::new();
     let mut start = 0;
@@ -276,6 +347,24 @@ mod tests {
         for chunk in [1, 3, 7, 1000] {
             assert_eq!(transcode(Encoding::Auto, &bytes, chunk), "Organisation Code\tNumerator\nA81001\t1,234\n");
         }
+    }
+
+    fn marked(chunks: &[&str]) -> String {
+        let mut m = BlankLineMarker::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            m.mark(c.as_bytes(), &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn blank_lines_keep_their_place_outside_quotes_only() {
+        assert_eq!(marked(&["a,b\n", "\nc,d\n"]), "a,b\n \nc,d\n");
+        assert_eq!(marked(&["\r\na\r\n\r\nb\r\n"]), " \r\na\r\n \r\nb\r\n");
+        assert_eq!(marked(&["x,\"multi\n\nline\"\n\n"]), "x,\"multi\n\nline\"\n \n");
+        assert_eq!(marked(&["x,\"open\n", "\nstill\"\n"]), "x,\"open\n\nstill\"\n");
+        assert_eq!(marked(&["no,blank\n", "lines,here\n"]), "no,blank\nlines,here\n");
     }
 
     #[test]

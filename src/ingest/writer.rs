@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::storage::Store;
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
-use object_store::path::Path as ObjectPath;
 use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -41,9 +41,15 @@ pub fn writer_properties(settings: &IngestSettings) -> Result<WriterProperties> 
 }
 
 /// Opens an atomic Parquet upload.
-pub fn open_writer(store: &Store, path: &str, schema: SchemaRef, props: WriterProperties) -> Result<AsyncArrowWriter<BufWriter>> {
+pub fn open_writer(
+    store: &Store,
+    path: &str,
+    schema: SchemaRef,
+    props: WriterProperties,
+) -> Result<AsyncArrowWriter<BufWriter>> {
     let writer = BufWriter::new(store.object_store(), ObjectPath::from(path));
-    AsyncArrowWriter::try_new(writer, schema, Some(props)).map_err(Error::parquet(format!("opening {}", store.display(path))))
+    AsyncArrowWriter::try_new(writer, schema, Some(props))
+        .map_err(Error::parquet(format!("opening {}", store.display(path))))
 }
 
 /// Writes normalised batches into one object per period.
@@ -59,7 +65,14 @@ pub struct PartitionedWriter {
 
 impl PartitionedWriter {
     /// `prefix` is `staging/<table>`; `slot` names the object within each period folder.
-    pub fn new(store: Store, prefix: String, slot: String, schema: SchemaRef, props: WriterProperties, period_column: Option<&str>) -> Self {
+    pub fn new(
+        store: Store,
+        prefix: String,
+        slot: String,
+        schema: SchemaRef,
+        props: WriterProperties,
+        period_column: Option<&str>,
+    ) -> Self {
         let period_index = period_column.and_then(|c| schema.index_of(c).ok());
         Self { store, prefix, slot, schema, props, period_index, open: BTreeMap::new() }
     }
@@ -83,7 +96,8 @@ impl PartitionedWriter {
         }
         for (key, rows) in groups {
             let indices = UInt32Array::from(rows);
-            let part = arrow::compute::take_record_batch(batch, &indices).map_err(Error::arrow("splitting by period"))?;
+            let part =
+                arrow::compute::take_record_batch(batch, &indices).map_err(Error::arrow("splitting by period"))?;
             self.write_to(key_name(key, periods), &part).await?;
         }
         Ok(())

@@ -49,9 +49,8 @@ fn send_sheet(file: &str, spec: &SourceSpec, batch_rows: usize, bytes: Bytes, tx
         })?,
         None => sheets.first().cloned().ok_or_else(|| Error::source_file(file, "workbook has no sheets"))?,
     };
-    let range = workbook
-        .worksheet_range(&sheet)
-        .map_err(|e| Error::source_file(file, format!("sheet '{sheet}': {e}")))?;
+    let range =
+        workbook.worksheet_range(&sheet).map_err(|e| Error::source_file(file, format!("sheet '{sheet}': {e}")))?;
     let Some((row0, col0)) = range.start() else {
         return Err(Error::source_file(file, format!("sheet '{sheet}' is empty")));
     };
@@ -65,13 +64,17 @@ fn send_sheet(file: &str, spec: &SourceSpec, batch_rows: usize, bytes: Bytes, tx
             row_has_keyword(cells.iter().map(String::as_str), keyword)
         });
         Some(found.ok_or_else(|| {
-            Error::source_file(file, format!("sheet '{sheet}': no header row containing '{keyword}' in the first {} rows", h.scan_rows))
+            Error::source_file(
+                file,
+                format!("sheet '{sheet}': no header row containing '{keyword}' in the first {} rows", h.scan_rows),
+            )
         })?)
     } else {
         let offset = h.offset.unwrap_or(0) as u32;
-        let rel = offset.checked_sub(row0).filter(|r| (*r as usize) < rows.len()).ok_or_else(|| {
-            Error::source_file(file, format!("sheet '{sheet}' has no header row at offset {offset}"))
-        })?;
+        let rel = offset
+            .checked_sub(row0)
+            .filter(|r| (*r as usize) < rows.len())
+            .ok_or_else(|| Error::source_file(file, format!("sheet '{sheet}' has no header row at offset {offset}")))?;
         Some(rel as usize)
     };
     let width = range.width();
@@ -102,7 +105,8 @@ fn send_sheet(file: &str, spec: &SourceSpec, batch_rows: usize, bytes: Bytes, tx
     let data = &rows[data_start.min(rows.len())..];
     let first_excel_row = row0 as u64 + data_start as u64 + 1;
     for (chunk_index, chunk) in data.chunks(batch_rows.max(1)).enumerate() {
-        let mut builders: Vec<StringBuilder> = (0..columns).map(|_| StringBuilder::with_capacity(chunk.len(), chunk.len() * 8)).collect();
+        let mut builders: Vec<StringBuilder> =
+            (0..columns).map(|_| StringBuilder::with_capacity(chunk.len(), chunk.len() * 8)).collect();
         for row in chunk {
             for (j, b) in builders.iter_mut().enumerate() {
                 match j.checked_sub(lead).and_then(|k| row.get(k)).and_then(cell_text) {

@@ -1,0 +1,70 @@
+# alliance-warehouse: every job is a make target. `make help` lists them.
+#
+# ENV picks config/<ENV>.toml (local = folders in this checkout). PROFILE=release builds an
+# optimised binary (slower to compile, much faster on big extracts).
+
+ENV      ?= local
+PROFILE  ?= dev
+SHARED   ?= ../shared/data
+ROWS     ?= 60000
+ARGS     ?=
+
+CARGO    ?= cargo
+TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
+BIN_DIR  := $(TARGET_DIR)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+ALLIANCE := $(BIN_DIR)/alliance --env $(ENV)
+
+# The pseudonymisation key comes from the environment. For local work a random key is made once
+# and kept in .local/pseudo.key (git-ignored); production sets ALLIANCE_PSEUDO_KEY from a vault.
+ifeq ($(strip $(ALLIANCE_PSEUDO_KEY)),)
+ALLIANCE_PSEUDO_KEY := $(shell mkdir -p .local && { test -s .local/pseudo.key || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > .local/pseudo.key; } && cat .local/pseudo.key)
+endif
+export ALLIANCE_PSEUDO_KEY
+
+.PHONY: help build demo seed generate ingest validate test lint fmt bench tools clean-data clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## Build the alliance binary (PROFILE=release for an optimised one)
+	$(CARGO) build --profile $(PROFILE) --bin alliance
+
+demo: build ## The main job on the embedded default: seed real data, generate extracts, ingest, summarise
+	$(ALLIANCE) validate
+	$(ALLIANCE) seed --from $(SHARED)
+	$(ALLIANCE) generate --rows $(ROWS) --fault-rate 0.001
+	$(ALLIANCE) ingest $(ARGS)
+
+seed: build ## Copy the published CWT extracts and reference data into landing
+	$(ALLIANCE) seed --from $(SHARED)
+
+generate: build ## Write synthetic trust and screening extracts into landing (ROWS=..., ARGS=...)
+	$(ALLIANCE) generate --rows $(ROWS) $(ARGS)
+
+ingest: build ## Ingest new and changed landing files into staging Parquet (ARGS="--pipeline NAME")
+	$(ALLIANCE) ingest $(ARGS)
+
+validate: build ## Check every pipeline file and the environment without running anything
+	$(ALLIANCE) validate
+
+tools: ## Install what the tests need (an S3-compatible server) if missing
+	@command -v s3s-fs >/dev/null 2>&1 || $(CARGO) install s3s-fs --version 0.14.1 --features binary --locked
+
+test: tools ## Run every test: unit, integration (real CWT files, S3 round trip), CLI
+	$(CARGO) test --all-targets
+
+lint: ## rustfmt and clippy, warnings as errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+bench: ## Benchmark: 20M-row pathway CSV ingest against DuckDB (BENCH_ROWS=...)
+	scripts/bench.sh
+
+clean-data: ## Remove local landing and warehouse folders
+	rm -rf landing warehouse
+
+clean: clean-data ## Remove build output too
+	$(CARGO) clean

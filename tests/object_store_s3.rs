@@ -1,0 +1,147 @@
+//! Round trip through a real S3-compatible server (s3s-fs, installed by `make tools` / `.ci/run`)
+//! started here on 127.0.0.1: seed and generate into an S3 landing bucket, ingest into an S3
+//! warehouse bucket, re-run idempotently, and read the staging Parquet back over S3.
+
+mod common;
+
+use alliance_warehouse::generate::{self, GenerateArgs};
+use alliance_warehouse::ingest::FileOutcome;
+use common::{only, shared, Workspace};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running s3s-fs server over a temporary folder; killed on drop.
+struct S3Server {
+    child: Child,
+    port: u16,
+    root: tempfile::TempDir,
+}
+
+impl S3Server {
+    fn start(access_key: &str, secret_key: &str) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        for bucket in ["landing", "warehouse"] {
+            std::fs::create_dir_all(root.path().join(bucket)).unwrap();
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("s3s-fs")
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                access_key,
+                "--secret-key",
+                secret_key,
+            ])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs, the S3-compatible test server, is installed (make tools)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start listening on 127.0.0.1:{port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, root }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_round_trip_through_a_real_s3_server() {
+    // Credentials reach the store only through the environment, as in production.
+    let (key, secret) = ("alliance-test", "alliance-test-secret-0123456789");
+    let server = S3Server::start(key, secret);
+    std::env::set_var("ALLIANCE_TEST_S3_KEY", key);
+    std::env::set_var("ALLIANCE_TEST_S3_SECRET", secret);
+    std::env::set_var("ALLIANCE_TEST_S3_ENDPOINT", format!("http://127.0.0.1:{}", server.port));
+    let toml = r#"
+[storage]
+landing = "s3://landing/extracts"
+warehouse = "s3://warehouse"
+
+[storage.options]
+endpoint = "env:ALLIANCE_TEST_S3_ENDPOINT"
+access_key_id = "env:ALLIANCE_TEST_S3_KEY"
+secret_access_key = "env:ALLIANCE_TEST_S3_SECRET"
+region = "us-east-1"
+allow_http = "true"
+virtual_hosted_style_request = "false"
+
+[storage.retry]
+max_retries = 2
+initial_backoff_ms = 50
+timeout_secs = 10
+"#;
+    let ws = Workspace::with_toml(tempfile::tempdir().unwrap(), toml);
+
+    // Real CWT commissioner extract plus a Royal Free extract large enough (> 10 MB) to go up as
+    // a multipart upload.
+    let copied = generate::seed(&shared(), &common::repo().join("config/reference"), &ws.stores.landing).await.unwrap();
+    assert!(copied >= 10, "{copied}");
+    let args =
+        GenerateArgs { rows: 80_000, months: 1, trusts: vec!["RAL".into()], no_screening: true, ..Default::default() };
+    let summary = generate::run(&args, &ws.stores.landing).await.unwrap();
+    assert!(summary.files[0].bytes > 10 << 20, "{} bytes", summary.files[0].bytes);
+
+    let pipelines = only(&["cwt_commissioner", "trust_pathways_ral", "ref_lsoa_imd"]);
+    let reports = ws.ingest(&pipelines).await;
+    for r in &reports {
+        assert!(r.files.iter().all(|f| f.outcome == FileOutcome::Loaded), "{}: {:?}", r.pipeline, r.files);
+    }
+    assert_eq!(reports[0].totals().rows_written, 7_127);
+    assert_eq!(reports[1].totals().rows_written, 80_000);
+    assert_eq!(reports[2].totals().rows_written, 1_818);
+
+    // The objects really live in the server's buckets.
+    let on_disk = server.root.path().join("warehouse/staging/trust_pathways_ral/2024-01/RAL.parquet");
+    assert!(on_disk.is_file(), "{} exists on the S3 server", on_disk.display());
+    assert!(server.root.path().join("landing/extracts/cwt").is_dir(), "landing prefix honoured");
+
+    // Reading back over S3.
+    assert_eq!(ws.rows("trust_pathways_ral").await, 80_000);
+    assert_eq!(ws.rows("cwt_commissioner").await, 7_127);
+
+    // Re-run: ETags match, nothing is read or written again.
+    let reports = ws.ingest(&pipelines).await;
+    assert!(reports.iter().flat_map(|r| &r.files).all(|f| f.outcome == FileOutcome::Unchanged));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_fail_cleanly_without_leaking_the_secret() {
+    let server = S3Server::start("right-key", "right-secret-0123456789");
+    std::env::set_var("ALLIANCE_TEST_S3_BAD_ENDPOINT", format!("http://127.0.0.1:{}", server.port));
+    std::env::set_var("ALLIANCE_TEST_S3_BAD_SECRET", "wrong-secret-do-not-print");
+    let toml = r#"
+[storage]
+landing = "s3://landing"
+warehouse = "s3://warehouse"
+
+[storage.options]
+endpoint = "env:ALLIANCE_TEST_S3_BAD_ENDPOINT"
+access_key_id = "right-key"
+secret_access_key = "env:ALLIANCE_TEST_S3_BAD_SECRET"
+region = "us-east-1"
+allow_http = "true"
+
+[storage.retry]
+max_retries = 1
+initial_backoff_ms = 10
+timeout_secs = 5
+"#;
+    let ws = Workspace::with_toml(tempfile::tempdir().unwrap(), toml);
+    let err = ws.try_ingest(&only(&["cwt_commissioner"]), false).await.unwrap_err();
+    let message = format!("{err} {err:?}");
+    assert!(message.contains("list") && message.contains("s3://landing"), "{message}");
+    assert!(!message.contains("wrong-secret-do-not-print"), "the secret must not appear in errors");
+}
