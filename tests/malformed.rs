@@ -62,7 +62,7 @@ async fn malformed_text_files_are_rejected_with_reasons_and_the_rest_loads() {
     for (name, bytes, _) in corpus {
         ws.land(&format!("corpus/{name}"), bytes.to_vec()).await;
     }
-    let reports = ws.ingest(&[p.clone()]).await;
+    let reports = ws.ingest(std::slice::from_ref(&p)).await;
     let files = &reports[0].files;
     assert_eq!(files.len(), corpus.len(), "every file is reported");
     for (name, _, expected) in corpus {
@@ -107,7 +107,7 @@ async fn fixing_the_pipeline_re_reads_files_it_rejected() {
     // The engineer adds the new header as an alias: the same landing file now loads.
     let fixed = strict.replace("name = \"total\"\n", "name = \"total\"\naliases = [\"patients\"]\n");
     let p = pipeline(&ws, "corpus", &fixed);
-    let reports = ws.ingest(&[p.clone()]).await;
+    let reports = ws.ingest(std::slice::from_ref(&p)).await;
     assert_eq!(reports[0].files[0].outcome, FileOutcome::Loaded);
     assert_eq!(ws.rows("corpus").await, 1);
     let reports = ws.ingest(&[p]).await;

@@ -117,6 +117,9 @@ pub struct IngestSettings {
     /// zstd level for Parquet pages (default 3).
     #[serde(default = "IngestSettings::default_zstd_level")]
     pub zstd_level: i32,
+    /// Normaliser threads per file (default: the machine's parallelism, at most 8).
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 impl IngestSettings {
@@ -137,6 +140,7 @@ impl Default for IngestSettings {
             batch_rows: Self::default_batch_rows(),
             row_group_rows: Self::default_row_group_rows(),
             zstd_level: Self::default_zstd_level(),
+            workers: None,
         }
     }
 }

@@ -237,6 +237,10 @@ pub struct ColumnSpec {
     /// the row.
     #[serde(default)]
     pub accepted: Vec<String>,
+    /// Values are (nearly) all distinct, like an identifier (default false): stored without a
+    /// Parquet dictionary, which for such columns only grows until it is abandoned.
+    #[serde(default)]
+    pub distinct: bool,
     /// Meaning of the column, for the catalogue.
     #[serde(default)]
     pub description: String,
@@ -345,6 +349,17 @@ pub struct ScheduleSpec {
 }
 
 impl Pipeline {
+    /// Staging columns stored without a dictionary: declared `distinct`, NHS-number pseudonyms
+    /// and the source row number.
+    pub fn undictionaried_columns(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| c.distinct || c.kind == ColumnType::NhsNumber)
+            .map(|c| c.name.clone())
+            .chain(std::iter::once("_source_row".to_string()))
+            .collect()
+    }
+
     /// Loads and validates one pipeline file.
     pub fn load(path: &Path) -> Result<Self> {
         let mut p: Pipeline = read_toml(path)?;

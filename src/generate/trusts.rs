@@ -224,7 +224,7 @@ pub fn write_text(
         }
         rows += 1;
         // With faults on, Royal Free's export also carries stray blank lines (not records).
-        if faults.rate > 0.0 && !homerton && rows % 997 == 0 {
+        if faults.rate > 0.0 && !homerton && rows.is_multiple_of(997) {
             out.write_all(b"\n").map_err(sink_error)?;
         }
     }

@@ -60,6 +60,20 @@ fn digits(s: &[u8]) -> Option<u32> {
     Some(s.iter().fold(0, |acc, b| acc * 10 + (b - b'0') as u32))
 }
 
+/// Digits of a fixed-width field (no length check beyond non-empty).
+#[inline]
+fn fixed(s: &[u8]) -> Option<u32> {
+    let mut acc = 0u32;
+    for b in s {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        acc = acc * 10 + d as u32;
+    }
+    Some(acc)
+}
+
 fn month_name(s: &[u8]) -> Option<u32> {
     const NAMES: [&str; 12] = [
         "january",
@@ -104,7 +118,7 @@ fn split3<'a>(s: &'a str, seps: &[char]) -> Option<(&'a str, &'a str, &'a str)> 
 
 /// ISO `yyyy-mm-dd` (optionally with a time), always accepted.
 pub fn parse_iso(s: &str) -> Option<i32> {
-    let s = date_part(s);
+    let s = if s.len() == 10 { s } else { date_part(s) };
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -116,6 +130,11 @@ pub fn parse_iso(s: &str) -> Option<i32> {
 pub fn parse_with(format: DateFormat, s: &str) -> Option<i32> {
     match format {
         DateFormat::DdMmYyyy => {
+            // Fast path for the fixed-width form `31/01/2024`.
+            let b = s.as_bytes();
+            if b.len() == 10 && b[2] == b[5] && matches!(b[2], b'/' | b'-' | b'.') {
+                return days_from_civil(fixed(&b[6..])? as i32, fixed(&b[3..5])?, fixed(&b[..2])?);
+            }
             let (d, m, y) = split3(date_part(s), &['/', '-', '.'])?;
             (y.len() == 4).then_some(())?;
             days_from_civil(digits(y.as_bytes())? as i32, digits(m.as_bytes())?, digits(d.as_bytes())?)

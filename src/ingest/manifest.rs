@@ -1,5 +1,5 @@
 //! Per-pipeline manifest (`_state/manifests/<pipeline>.json`): every landing file seen, its
-//! identity (size, ETag, last-modified, SHA-256 when the file was read whole or streamed), the run
+//! identity (size, ETag, last-modified, BLAKE3 content hash when the file was read whole or streamed), the run
 //! that loaded it, row counts, and the staging objects it currently owns.
 //!
 //! The manifest is rewritten whole (an atomic put) after each file, so after a crash it describes
@@ -54,7 +54,8 @@ pub struct FileRecord {
     pub size: u64,
     pub e_tag: Option<String>,
     pub last_modified: DateTime<Utc>,
-    pub sha256: Option<String>,
+    /// BLAKE3 of the file's bytes (hex), to recognise a touched-but-identical file.
+    pub content_hash: Option<String>,
     pub run_id: String,
     pub ingested_at: DateTime<Utc>,
     pub status: FileStatus,

@@ -11,9 +11,11 @@
 //! stays. Object-store failures are not rejections: they fail the run, to be retried.
 
 pub mod dates;
+pub mod fetch;
 pub mod manifest;
 pub mod nhs;
 pub mod normalise;
+pub mod parallel;
 pub mod parquet_source;
 pub mod parse;
 pub mod source;
@@ -26,10 +28,9 @@ use crate::config::Environment;
 use crate::error::{Error, Result};
 use crate::storage::Stores;
 use chrono::Utc;
-use futures::StreamExt;
 use manifest::{FileRecord, FileStatus, Manifest, RowCounts};
-use normalise::{Normalised, Normaliser};
-use object_store::{ObjectMeta, ObjectStoreExt};
+use normalise::Normaliser;
+use object_store::ObjectMeta;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use source::{SourceMsg, CHANNEL_DEPTH};
@@ -190,8 +191,8 @@ impl Ingestor {
                 let same_tag = record.size == meta.size && record.e_tag.is_some() && record.e_tag == meta.e_tag;
                 let same_content = !same_tag
                     && record.size == meta.size
-                    && record.sha256.is_some()
-                    && record.sha256 == Some(sha256_hex(&landing.get(&path).await?));
+                    && record.content_hash.is_some()
+                    && record.content_hash == Some(fetch::content_hash(&landing.get(&path).await?));
                 if same_tag || same_content {
                     report.counts = record.counts;
                     if record.status == FileStatus::Rejected {
@@ -249,7 +250,7 @@ impl Ingestor {
                         size: meta.size,
                         e_tag: meta.e_tag.clone(),
                         last_modified: meta.last_modified,
-                        sha256: loaded.sha256,
+                        content_hash: loaded.content_hash,
                         run_id: self.run_id.clone(),
                         ingested_at: now,
                         status: FileStatus::Loaded,
@@ -280,7 +281,7 @@ impl Ingestor {
                         size: meta.size,
                         e_tag: meta.e_tag.clone(),
                         last_modified: meta.last_modified,
-                        sha256: None,
+                        content_hash: None,
                         run_id: self.run_id.clone(),
                         ingested_at: now,
                         status: FileStatus::Rejected,
@@ -311,51 +312,25 @@ impl Ingestor {
         let batch_rows = self.env.ingest.batch_rows;
         let (tx, mut rx) = mpsc::channel::<Result<SourceMsg>>(CHANNEL_DEPTH);
         let mut hasher_task = None;
-        let mut sha256 = None;
+        let mut content_hash = None;
         match p.source.format {
             Format::Csv | Format::Tsv => {
-                let (chunk_tx, chunk_rx) = mpsc::channel(8);
+                let (chunk_tx, chunk_rx) = mpsc::channel(fetch::CHUNK_DEPTH);
                 let store = self.stores.landing.object_store();
-                let location = meta.location.clone();
-                let url = file_url.to_string();
-                hasher_task = Some(tokio::spawn(async move {
-                    let mut hasher = Sha256::new();
-                    let result = store.get(&location).await;
-                    let mut stream = match result {
-                        Ok(r) => r.into_stream(),
-                        Err(e) => {
-                            let _ = chunk_tx.send(Err(Error::store("get", url)(e))).await;
-                            return None;
-                        }
-                    };
-                    while let Some(chunk) = stream.next().await {
-                        match chunk {
-                            Ok(bytes) => {
-                                hasher.update(&bytes);
-                                if chunk_tx.send(Ok(bytes)).await.is_err() {
-                                    return None;
-                                }
-                            }
-                            Err(e) => {
-                                let _ = chunk_tx.send(Err(Error::store("read", url.clone())(e))).await;
-                                return None;
-                            }
-                        }
-                    }
-                    Some(hex::encode(hasher.finalize()))
-                }));
+                let (location, url) = (meta.location.clone(), file_url.to_string());
+                hasher_task = Some(tokio::spawn(fetch::stream_hashed(store, location, url, chunk_tx)));
                 let (file, spec) = (file_url.to_string(), p.source.clone());
                 tokio::task::spawn_blocking(move || text::read_text(&file, &spec, batch_rows, chunk_rx, tx));
             }
             Format::Xlsx => {
                 let bytes = self.stores.landing.get(&path).await?;
-                sha256 = Some(sha256_hex(&bytes));
+                content_hash = Some(fetch::content_hash(&bytes));
                 let (file, spec) = (file_url.to_string(), p.source.clone());
                 tokio::task::spawn_blocking(move || xlsx::read_xlsx(&file, &spec, batch_rows, bytes, tx));
             }
             Format::Parquet => {
                 let bytes = self.stores.landing.get(&path).await?;
-                sha256 = Some(sha256_hex(&bytes));
+                content_hash = Some(fetch::content_hash(&bytes));
                 let file = file_url.to_string();
                 tokio::task::spawn_blocking(move || parquet_source::read_parquet(&file, bytes, batch_rows, tx));
             }
@@ -379,7 +354,7 @@ impl Ingestor {
             LoadMode::FullReplace => None,
             _ => p.load.period.as_deref(),
         };
-        let props = writer::writer_properties(&self.env.ingest)?;
+        let props = writer::writer_properties(&self.env.ingest, &p.undictionaried_columns())?;
         let mut staging = PartitionedWriter::new(
             self.stores.warehouse.clone(),
             format!("staging/{}", p.table),
@@ -395,41 +370,33 @@ impl Ingestor {
             file_url.to_string(),
             props,
         );
-        let (ntx, mut nrx) = mpsc::channel::<Result<Normalised>>(CHANNEL_DEPTH);
-        tokio::task::spawn_blocking(move || {
-            while let Some(msg) = rx.blocking_recv() {
-                let out = match msg {
-                    Ok(SourceMsg::Batch(raw)) => normaliser.normalise(&raw),
-                    Ok(SourceMsg::Header(_)) => Err(Error::source_file(normaliser.file(), "second header")),
-                    Err(e) => Err(e),
-                };
-                let failed = out.is_err();
-                if ntx.blocking_send(out).is_err() || failed {
-                    return;
-                }
-            }
-        });
+        let workers = self.env.ingest.workers.unwrap_or_else(parallel::default_workers);
+        let (mut nrx, tokens) = parallel::spawn(normaliser, rx, workers, CHANNEL_DEPTH + workers);
+        let mut order = parallel::Reorder::default();
         let mut counts = RowCounts::default();
-        while let Some(n) = nrx.recv().await {
-            let n = n?;
-            counts.add(&RowCounts {
-                rows_in: n.rows_in,
-                rows_written: n.batch.num_rows() as u64,
-                rows_quarantined: n.rows_quarantined,
-                rows_dropped: n.rows_dropped,
-            });
-            staging.write(&n.batch).await?;
-            quarantine.write(&n.rejected).await?;
+        while let Some(numbered) = nrx.recv().await {
+            for n in order.push(numbered) {
+                let n = n?;
+                counts.add(&RowCounts {
+                    rows_in: n.rows_in,
+                    rows_written: n.batch.num_rows() as u64,
+                    rows_quarantined: n.rows_quarantined,
+                    rows_dropped: n.rows_dropped,
+                });
+                staging.write(&n.batch).await?;
+                quarantine.write(&n.rejected).await?;
+                tokens.release();
+            }
         }
         if let Some(task) = hasher_task {
-            sha256 = task.await.ok().flatten();
+            content_hash = task.await.ok().flatten();
         }
         if counts.rows_in == 0 {
             return Err(Error::source_file(file_url, "no data rows below the header"));
         }
         let outputs = staging.finish().await?;
         let quarantine = quarantine.finish().await?;
-        Ok(Loaded { counts, outputs, quarantine, sha256 })
+        Ok(Loaded { counts, outputs, quarantine, content_hash })
     }
 
     /// Deletes staging objects of the table that no manifest entry owns (left by a file that was
@@ -452,7 +419,7 @@ struct Loaded {
     counts: RowCounts,
     outputs: Vec<OutputObject>,
     quarantine: Option<String>,
-    sha256: Option<String>,
+    content_hash: Option<String>,
 }
 
 /// Identity of a pipeline's definition: the SHA-256 of its file (or of its parsed form when it

@@ -289,6 +289,7 @@ fn derive_value(p: &Pipeline, d: &DerivedSpec, file: &str, header: &SourceHeader
         bare_percent: Default::default(),
         recode: Default::default(),
         accepted: vec![],
+        distinct: false,
         description: String::new(),
     };
     parser_for(p, &spec, None).parse_one(&value).map_err(fail)

@@ -82,7 +82,10 @@ impl ColumnParser {
                 let mut scratch = String::new();
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => self.text(v, &mut scratch).map(|s| b.append_value(s)),
-                    None => Ok(b.append_null()),
+                    None => {
+                        b.append_null();
+                        Ok(())
+                    }
                 });
                 Arc::new(b.finish())
             }
@@ -90,7 +93,10 @@ impl ColumnParser {
                 let mut b = Int64Builder::with_capacity(input.len());
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => parse_integer(v).map(|x| b.append_value(x)),
-                    None => Ok(b.append_null()),
+                    None => {
+                        b.append_null();
+                        Ok(())
+                    }
                 });
                 Arc::new(b.finish())
             }
@@ -98,7 +104,10 @@ impl ColumnParser {
                 let mut b = Float64Builder::with_capacity(input.len());
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => self.float(v).map(|x| b.append_value(x)),
-                    None => Ok(b.append_null()),
+                    None => {
+                        b.append_null();
+                        Ok(())
+                    }
                 });
                 Arc::new(b.finish())
             }
@@ -106,7 +115,10 @@ impl ColumnParser {
                 let mut b = Date32Builder::with_capacity(input.len());
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => self.date(v).map(|x| b.append_value(x)),
-                    None => Ok(b.append_null()),
+                    None => {
+                        b.append_null();
+                        Ok(())
+                    }
                 });
                 Arc::new(b.finish())
             }
@@ -114,7 +126,10 @@ impl ColumnParser {
                 let mut b = BooleanBuilder::with_capacity(input.len());
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => parse_bool(v).map(|x| b.append_value(x)),
-                    None => Ok(b.append_null()),
+                    None => {
+                        b.append_null();
+                        Ok(())
+                    }
                 });
                 Arc::new(b.finish())
             }

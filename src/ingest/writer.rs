@@ -18,6 +18,7 @@ use object_store::path::Path as ObjectPath;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,13 +32,17 @@ pub struct OutputObject {
 }
 
 /// Parquet writer properties for the warehouse.
-pub fn writer_properties(settings: &IngestSettings) -> Result<WriterProperties> {
+/// Columns in `undictionaried` are written without a dictionary.
+pub fn writer_properties(settings: &IngestSettings, undictionaried: &[String]) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(settings.zstd_level).map_err(Error::parquet("choosing the zstd level"))?;
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(settings.row_group_rows))
-        .set_created_by(format!("alliance-warehouse {}", env!("CARGO_PKG_VERSION")))
-        .build())
+        .set_created_by(format!("alliance-warehouse {}", env!("CARGO_PKG_VERSION")));
+    for column in undictionaried {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
+    }
+    Ok(builder.build())
 }
 
 /// Opens an atomic Parquet upload.
