@@ -29,6 +29,8 @@ use std::time::Duration;
 pub struct Store {
     url: String,
     inner: Arc<dyn ObjectStore>,
+    /// The folder of a `file://` root: bulk reads go straight to the file system there.
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// Landing and warehouse stores of one environment.
@@ -57,6 +59,7 @@ impl Store {
             return Ok(Self {
                 url: format!("file://{}", local.display()),
                 inner: Arc::new(fs.with_automatic_cleanup(true)),
+                local_root: Some(local),
             });
         }
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -93,12 +96,17 @@ impl Store {
         let prefix = parsed.path().trim_matches('/');
         let inner: Arc<dyn ObjectStore> =
             if prefix.is_empty() { store } else { Arc::new(PrefixStore::new(store, prefix)) };
-        Ok(Self { url: url.trim_end_matches('/').to_string(), inner })
+        Ok(Self { url: url.trim_end_matches('/').to_string(), inner, local_root: None })
     }
 
     /// A store over an existing object store (tests, in-memory work).
     pub fn from_object_store(url: impl Into<String>, inner: Arc<dyn ObjectStore>) -> Self {
-        Self { url: url.into(), inner }
+        Self { url: url.into(), inner, local_root: None }
+    }
+
+    /// The local file behind `path` when the root is a `file://` folder.
+    pub fn local_file(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.local_root.as_ref().map(|root| root.join(path))
     }
 
     /// The root URL.

@@ -318,7 +318,10 @@ impl Ingestor {
                 let (chunk_tx, chunk_rx) = mpsc::channel(fetch::CHUNK_DEPTH);
                 let store = self.stores.landing.object_store();
                 let (location, url) = (meta.location.clone(), file_url.to_string());
-                hasher_task = Some(tokio::spawn(fetch::stream_hashed(store, location, url, chunk_tx)));
+                hasher_task = Some(match self.stores.landing.local_file(&path) {
+                    Some(file) => tokio::task::spawn_blocking(move || fetch::read_local_hashed(&file, &url, chunk_tx)),
+                    None => tokio::spawn(fetch::stream_hashed(store, location, url, chunk_tx)),
+                });
                 let (file, spec) = (file_url.to_string(), p.source.clone());
                 tokio::task::spawn_blocking(move || text::read_text(&file, &spec, batch_rows, chunk_rx, tx));
             }
@@ -371,7 +374,7 @@ impl Ingestor {
             props,
         );
         let workers = self.env.ingest.workers.unwrap_or_else(parallel::default_workers);
-        let (mut nrx, tokens) = parallel::spawn(normaliser, rx, workers, CHANNEL_DEPTH + workers);
+        let (mut nrx, tokens) = parallel::spawn(normaliser, rx, workers, workers + 1);
         let mut order = parallel::Reorder::default();
         let mut counts = RowCounts::default();
         while let Some(numbered) = nrx.recv().await {

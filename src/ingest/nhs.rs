@@ -66,10 +66,21 @@ impl Pseudonymiser {
 
     /// 32-hex-character pseudonym of a validated NHS number.
     pub fn pseudonym(&self, digits: &[u8; 10]) -> String {
+        let mut out = [0u8; 32];
+        self.pseudonym_into(digits, &mut out).to_string()
+    }
+
+    /// The pseudonym written into a caller's buffer (no allocation per value).
+    pub fn pseudonym_into<'a>(&self, digits: &[u8; 10], out: &'a mut [u8; 32]) -> &'a str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut mac = self.keyed.clone();
         mac.update(digits);
         let tag = mac.finalize().into_bytes();
-        hex::encode(&tag[..16])
+        for (i, b) in tag[..16].iter().enumerate() {
+            out[2 * i] = HEX[(b >> 4) as usize];
+            out[2 * i + 1] = HEX[(b & 15) as usize];
+        }
+        std::str::from_utf8(out).expect("hex is ASCII")
     }
 }
 

@@ -39,7 +39,7 @@ pub fn spawn(
     in_flight: usize,
 ) -> (mpsc::Receiver<Numbered>, Tokens) {
     let normaliser = Arc::new(normaliser);
-    let (out_tx, out_rx) = mpsc::channel::<Numbered>(in_flight + workers);
+    let (out_tx, out_rx) = mpsc::channel::<Numbered>(in_flight.max(1));
     let (token_tx, token_rx) = std_mpsc::sync_channel::<()>(in_flight.max(1));
     let (work_tx, work_rx) = std_mpsc::sync_channel::<(u64, super::source::RawBatch)>(workers);
     let work_rx = Arc::new(Mutex::new(work_rx));

@@ -8,9 +8,11 @@
 use super::dates::{self, DEFAULT_DATE_FORMATS, DEFAULT_MONTH_FORMATS};
 use super::nhs::Pseudonymiser;
 use crate::config::pipeline::{BarePercent, ColumnType, DateFormat};
+use arrow::array::BooleanBufferBuilder;
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringArray, StringBuilder,
 };
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::DataType;
 use std::sync::Arc;
 
@@ -75,6 +77,9 @@ pub fn arrow_type(kind: ColumnType) -> DataType {
 impl ColumnParser {
     /// Parses a whole column. `input` must be Utf8.
     pub fn parse(&self, input: &StringArray) -> Parsed {
+        if let Some(array) = self.pass_through(input) {
+            return Parsed { array, rejections: vec![] };
+        }
         let mut rejections = Vec::new();
         let array: ArrayRef = match self.kind {
             ColumnType::String | ColumnType::Code | ColumnType::FinancialYear | ColumnType::NhsNumber => {
@@ -135,6 +140,41 @@ impl ColumnParser {
             }
         };
         Parsed { array, rejections }
+    }
+
+    /// Text columns whose values need no change (already trimmed, no null token other than an
+    /// empty cell, upper case for codes, no recoding or accepted list) keep the source's value
+    /// buffer: only the validity changes, so no value is copied. `None` when any value needs work
+    /// (the general path then handles the column).
+    fn pass_through(&self, input: &StringArray) -> Option<ArrayRef> {
+        let plain = matches!(self.kind, ColumnType::String | ColumnType::Code);
+        if !plain || !self.recode.is_empty() || !self.accepted.is_empty() {
+            return None;
+        }
+        let code = self.kind == ColumnType::Code;
+        let mut validity = BooleanBufferBuilder::new(input.len());
+        for row in 0..input.len() {
+            let v = if input.is_null(row) { "" } else { input.value(row) };
+            let b = v.as_bytes();
+            let present = match (b.first(), b.last()) {
+                (None, _) | (_, None) if self.nullable => false,
+                (None, _) | (_, None) => return None,
+                (Some(first), Some(last)) => {
+                    if first.is_ascii_whitespace()
+                        || last.is_ascii_whitespace()
+                        || self.nulls.is_null(v)
+                        || (code && b.iter().any(u8::is_ascii_lowercase))
+                    {
+                        return None;
+                    }
+                    true
+                }
+            };
+            validity.append(present);
+        }
+        let nulls = NullBuffer::new(validity.finish());
+        let array = StringArray::try_new(input.offsets().clone(), input.values().clone(), Some(nulls)).ok()?;
+        Some(Arc::new(array))
     }
 
     /// Parses a single value (derived columns): `Ok(None)` for a null token.
@@ -217,7 +257,9 @@ impl ColumnParser {
             ColumnType::NhsNumber => {
                 let p = self.pseudonymiser.as_ref().ok_or("no pseudonymisation key configured")?;
                 let digits = super::nhs::validate(v)?;
-                *scratch = p.pseudonym(&digits);
+                let mut hex = [0u8; 32];
+                scratch.clear();
+                scratch.push_str(p.pseudonym_into(&digits, &mut hex));
                 Ok(scratch.as_str())
             }
             _ => Ok(v),
@@ -402,6 +444,24 @@ mod tests {
         let out = run(&parser(ColumnType::Month), &["APR-23", "April 2023", "2023-04", "2023-04-17"]);
         let a: &Date32Array = out.array.as_primitive();
         assert!((1..4).all(|i| a.value(i) == a.value(0)));
+    }
+
+    #[test]
+    fn clean_text_keeps_its_buffer_and_messy_text_is_normalised() {
+        let input = StringArray::from(vec![Some("A81001"), Some(""), None, Some("B1")]);
+        let out = run(&parser(ColumnType::Code), &["A81001", "", "B1"]);
+        assert!(out.rejections.is_empty());
+        let clean = parser(ColumnType::Code).parse(&input).array;
+        let clean = clean.as_string::<i32>();
+        assert_eq!(clean.values().as_ptr(), input.values().as_ptr(), "no copy");
+        assert_eq!((clean.value(0), clean.is_null(1), clean.is_null(2), clean.value(3)), ("A81001", true, true, "B1"));
+        // Lower case, padding and null tokens take the general path with the same meaning.
+        let messy = run(&parser(ColumnType::Code), &["a81001 ", "*", " b1"]);
+        let messy = messy.array.as_string::<i32>().clone();
+        assert_eq!((messy.value(0), messy.is_null(1), messy.value(2)), ("A81001", true, "B1"));
+        let mut required = parser(ColumnType::String);
+        required.nullable = false;
+        assert_eq!(run(&required, &["x", ""]).rejections.len(), 1, "a missing required value is still rejected");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,7 +40,12 @@ pub fn writer_properties(settings: &IngestSettings, undictionaried: &[String]) -
         .set_max_row_group_row_count(Some(settings.row_group_rows))
         .set_created_by(format!("alliance-warehouse {}", env!("CARGO_PKG_VERSION")));
     for column in undictionaried {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
+        let path = ColumnPath::from(column.as_str());
+        builder = builder.set_column_dictionary_enabled(path.clone(), false);
+        // Min/max of identifiers and pseudonyms prune nothing and cost a comparison per value.
+        if column != "_source_row" {
+            builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
     }
     Ok(builder.build())
 }
