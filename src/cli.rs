@@ -2,7 +2,8 @@
 //! errors.
 //!
 //! Exit codes: 0 success; 1 the run failed (I/O, object store, internal); 2 configuration or
-//! validation error; 3 the run finished but rejected files (only with `--fail-on-reject`).
+//! validation error; 3 the run finished but rejected files (only with `--fail-on-reject`);
+//! 4 a model failed or its data tests failed (nothing of it was published).
 
 use crate::config::{load_pipelines, Environment};
 use crate::ingest::{FileOutcome, IngestOptions, Ingestor, PipelineReport};
@@ -27,6 +28,9 @@ pub struct Cli {
     /// Folder of pipeline files.
     #[arg(long, global = true, env = "ALLIANCE_PIPELINES_DIR", default_value = "pipelines")]
     pub pipelines_dir: PathBuf,
+    /// Folder of SQL models (`staging/`, `intermediate/`, `marts/`).
+    #[arg(long, global = true, env = "ALLIANCE_SQL_DIR", default_value = "sql")]
+    pub sql_dir: PathBuf,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -36,8 +40,29 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check every pipeline and the environment without running anything.
+    /// Check every pipeline, SQL model and data test and the environment without running anything.
     Validate,
+    /// Run the SQL models (staging → intermediate → marts), test and publish the marts.
+    Build {
+        /// Models to run: `name`, `name+` (and downstream), `+name` (and upstream), a layer
+        /// (`staging`, `intermediate`, `marts`); comma-separated. Default: all.
+        #[arg(long)]
+        select: Option<String>,
+        /// Print the build report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run SQL over the staging tables and the published marts; prints a table.
+    Query {
+        /// The query.
+        sql: String,
+    },
+    /// Ingest, then build every model: the whole job.
+    Run {
+        /// Exit with code 3 if any file was rejected.
+        #[arg(long)]
+        fail_on_reject: bool,
+    },
     /// Ingest landing extracts into staging Parquet.
     Ingest {
         /// Only this pipeline.
@@ -91,56 +116,180 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env = Environment::load(&cli.config_dir, &cli.env)?;
-    match cli.command {
+    match &cli.command {
         Command::Validate => {
             let pipelines = load_pipelines(&cli.pipelines_dir)?;
             for p in &pipelines {
                 println!("ok  pipeline {:<28} {:?} {} → staging/{}", p.name, p.source.format, p.source.glob, p.table);
             }
-            println!("{} pipelines valid; environment '{}' ok", pipelines.len(), env.name);
+            let graph = crate::transform::load_graph(&cli.sql_dir, &pipelines)?;
+            let models = crate::transform::validate(&graph, &pipelines).await?;
+            for m in &graph.models {
+                println!("ok  model    {:<28} {:?}, reads {}", m.name, m.layer, m.reads.join(", "));
+            }
+            println!("{} pipelines and {models} models valid; environment '{}' ok", pipelines.len(), env.name);
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { pipeline, force, fail_on_reject, json } => {
-            let pipelines = load_pipelines(&cli.pipelines_dir)?;
+            let job = Job::start(&cli, &env, "ingest")?;
+            let reports = job.ingest(pipeline.clone(), *force).await;
+            let rejected = job.finish_ingest(reports, *json).await?;
+            Ok(if rejected && *fail_on_reject { ExitCode::from(3) } else { ExitCode::SUCCESS })
+        }
+        Command::Build { select, json } => {
+            let job = Job::start(&cli, &env, "build")?;
+            let report = job.build(select.as_deref()).await;
+            let ok = job.finish_build(report, *json).await?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(4) })
+        }
+        Command::Run { fail_on_reject } => {
+            let job = Job::start(&cli, &env, "run")?;
+            let reports = job.ingest(None, false).await;
+            let rejected = job.finish_ingest(reports, false).await?;
+            let report = job.build(None).await;
+            let ok = job.finish_build(report, false).await?;
+            Ok(match (ok, rejected && *fail_on_reject) {
+                (false, _) => ExitCode::from(4),
+                (true, true) => ExitCode::from(3),
+                (true, false) => ExitCode::SUCCESS,
+            })
+        }
+        Command::Query { sql } => {
             let stores = Stores::open(&env.storage)?;
-            let run_id = new_run_id();
-            let started = chrono::Utc::now();
-            let ingestor = Ingestor::new(env.clone(), stores.clone(), run_id.clone());
-            let result = ingestor.run(&pipelines, &IngestOptions { pipeline, force }).await;
-            let finished = chrono::Utc::now();
-            let record = RunRecord {
-                run_id: run_id.clone(),
-                trigger: "manual".into(),
-                command: "ingest".into(),
-                environment: env.name.clone(),
-                started_at: started,
-                finished_at: finished,
-                seconds: (finished - started).num_milliseconds() as f64 / 1000.0,
-                pipelines: result.as_ref().map(|r| RunRecord::pipelines_json(r)).unwrap_or_default(),
-                error: result.as_ref().err().map(|e| e.to_string()),
-            };
-            record.save(&stores.warehouse).await.context("saving the run record")?;
-            let reports = result?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
-            } else {
-                print_summary(&run_id, &reports, record.seconds);
-            }
-            let rejected = reports.iter().flat_map(|r| &r.files).any(|f| matches!(f.outcome, FileOutcome::Rejected(_)));
-            Ok(if rejected && fail_on_reject { ExitCode::from(3) } else { ExitCode::SUCCESS })
+            let pipelines = load_pipelines(&cli.pipelines_dir)?;
+            let ctx = crate::transform::session::session(&stores.warehouse, &pipelines).await?;
+            let graph = crate::transform::load_graph(&cli.sql_dir, &pipelines)?;
+            crate::transform::attach_built(&ctx, &stores.warehouse, &graph).await?;
+            let batches = ctx.sql(sql).await?.collect().await?;
+            println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&batches)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Generate(args) => {
             let stores = Stores::open(&env.storage)?;
-            let summary = crate::generate::run(&args, &stores.landing).await?;
+            let summary = crate::generate::run(args, &stores.landing).await?;
             println!("{summary}");
             println!("written under {}", stores.landing.url());
             Ok(ExitCode::SUCCESS)
         }
         Command::Seed { from } => {
             let stores = Stores::open(&env.storage)?;
-            let copied = crate::generate::seed(&from, &cli.config_dir.join("reference"), &stores.landing).await?;
+            let copied = crate::generate::seed(from, &cli.config_dir.join("reference"), &stores.landing).await?;
             println!("copied {copied} published files from {} into {}", from.display(), stores.landing.url());
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One manual run of ingest and/or build, recorded under `_state/runs/`.
+struct Job {
+    env: Environment,
+    stores: Stores,
+    pipelines: Vec<crate::config::Pipeline>,
+    sql_dir: PathBuf,
+    run_id: String,
+    command: &'static str,
+    started: chrono::DateTime<chrono::Utc>,
+}
+
+impl Job {
+    fn start(cli: &Cli, env: &Environment, command: &'static str) -> anyhow::Result<Self> {
+        Ok(Self {
+            env: env.clone(),
+            stores: Stores::open(&env.storage)?,
+            pipelines: load_pipelines(&cli.pipelines_dir)?,
+            sql_dir: cli.sql_dir.clone(),
+            run_id: new_run_id(),
+            command,
+            started: chrono::Utc::now(),
+        })
+    }
+
+    async fn ingest(&self, pipeline: Option<String>, force: bool) -> crate::Result<Vec<PipelineReport>> {
+        let ingestor = Ingestor::new(self.env.clone(), self.stores.clone(), self.run_id.clone());
+        ingestor.run(&self.pipelines, &IngestOptions { pipeline, force }).await
+    }
+
+    async fn build(&self, select: Option<&str>) -> crate::Result<crate::transform::BuildReport> {
+        let graph = crate::transform::load_graph(&self.sql_dir, &self.pipelines)?;
+        let props = crate::ingest::writer::writer_properties(&self.env.ingest, &[])?;
+        crate::transform::build(&self.stores.warehouse, &self.pipelines, &graph, select, &self.run_id, props).await
+    }
+
+    async fn record(
+        &self,
+        pipelines: serde_json::Value,
+        build: serde_json::Value,
+        error: Option<String>,
+    ) -> anyhow::Result<f64> {
+        let finished = chrono::Utc::now();
+        let seconds = (finished - self.started).num_milliseconds() as f64 / 1000.0;
+        let record = RunRecord {
+            run_id: self.run_id.clone(),
+            trigger: "manual".into(),
+            command: self.command.into(),
+            environment: self.env.name.clone(),
+            started_at: self.started,
+            finished_at: finished,
+            seconds,
+            pipelines,
+            build,
+            error,
+        };
+        record.save(&self.stores.warehouse).await.context("saving the run record")?;
+        Ok(seconds)
+    }
+
+    /// Records and prints the ingest; returns whether any file was rejected.
+    async fn finish_ingest(&self, result: crate::Result<Vec<PipelineReport>>, json: bool) -> anyhow::Result<bool> {
+        let pipelines = result.as_ref().map(|r| RunRecord::pipelines_json(r)).unwrap_or_default();
+        let seconds =
+            self.record(pipelines, serde_json::Value::Null, result.as_ref().err().map(|e| e.to_string())).await?;
+        let reports = result?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        } else {
+            print_summary(&self.run_id, &reports, seconds);
+        }
+        Ok(reports.iter().flat_map(|r| &r.files).any(|f| matches!(f.outcome, FileOutcome::Rejected(_))))
+    }
+
+    /// Records and prints the build; returns whether it succeeded.
+    async fn finish_build(
+        &self,
+        result: crate::Result<crate::transform::BuildReport>,
+        json: bool,
+    ) -> anyhow::Result<bool> {
+        let build = result.as_ref().map(|r| serde_json::to_value(r).unwrap_or_default()).unwrap_or_default();
+        self.record(serde_json::Value::Null, build, result.as_ref().err().map(|e| e.to_string())).await?;
+        let report = result?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_build(&report);
+        }
+        Ok(report.succeeded())
+    }
+}
+
+/// Prints a per-model table of a build, with failing tests and their sample rows.
+pub fn print_build(report: &crate::transform::BuildReport) {
+    println!("{:<34} {:<13} {:<13} {:>9} {:>7} {:>8}", "model", "layer", "status", "rows", "tests", "seconds");
+    for m in &report.models {
+        let passed = m.tests.iter().filter(|t| t.passed).count();
+        println!(
+            "{:<34} {:<13} {:<13} {:>9} {:>7} {:>8.2}",
+            m.model,
+            format!("{:?}", m.layer).to_lowercase(),
+            format!("{:?}", m.status).to_lowercase(),
+            m.rows.map(|r| r.to_string()).unwrap_or_else(|| "view".into()),
+            format!("{passed}/{}", m.tests.len()),
+            m.seconds
+        );
+        if let Some(e) = &m.error {
+            println!("    error: {e}");
+        }
+        for t in m.tests.iter().filter(|t| !t.passed) {
+            println!("    test {} failed on {} rows, e.g.:\n{}", t.test, t.failing_rows, t.sample);
         }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Layers: [`config`] (environments and declarative pipelines) → [`storage`] (object stores) →
 //! [`ingest`] (landing extracts to staging Parquet, with quarantine and manifests) →
-//! [`runs`] (run records). [`generate`] makes realistic synthetic extracts.
+//! [`transform`] (SQL models to tested, disclosure-controlled, atomically published marts, with
+//! the [`stats`] methods as SQL functions) → [`runs`] (run records). [`generate`] makes realistic
+//! synthetic extracts.
 #![deny(warnings)]
 
 pub mod cli;
@@ -14,6 +16,8 @@ pub mod ingest;
 pub mod logging;
 pub mod runs;
 pub mod schedule;
+pub mod stats;
 pub mod storage;
+pub mod transform;
 
 pub use error::{Error, Result};

@@ -26,6 +26,9 @@ pub struct RunRecord {
     pub finished_at: DateTime<Utc>,
     pub seconds: f64,
     pub pipelines: serde_json::Value,
+    /// Models built, their tests and published marts, and the input versions they read.
+    #[serde(default)]
+    pub build: serde_json::Value,
     pub error: Option<String>,
 }
 

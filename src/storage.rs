@@ -167,6 +167,15 @@ impl Store {
         Ok(())
     }
 
+    /// Copies an object within the store. The destination is replaced atomically (server-side
+    /// copy, or hard link and rename on the local store).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.inner
+            .copy(&ObjectPath::from(from), &ObjectPath::from(to))
+            .await
+            .map_err(Error::store("copy", format!("{} → {}", self.display(from), self.display(to))))
+    }
+
     /// Deletes an object; absent objects are not an error.
     pub async fn delete(&self, path: &str) -> Result<()> {
         match self.inner.delete(&ObjectPath::from(path)).await {

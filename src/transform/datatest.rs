@@ -1,0 +1,218 @@
+//! Data tests declared beside a model (`[[tests]]` in its `.toml`). Each compiles to a query that
+//! returns the failing rows; a test passes when that query returns none. A failure names the
+//! model, the test and up to five sample rows.
+//!
+//! ```toml
+//! [[tests]]
+//! kind = "not_null"          # every listed column is non-null
+//! columns = ["org_code", "month"]
+//! [[tests]]
+//! kind = "unique"            # the combination of columns identifies a row
+//! columns = ["org_code", "month", "standard"]
+//! [[tests]]
+//! kind = "accepted_values"
+//! column = "level"
+//! values = ["provider", "icb", "alliance", "england"]
+//! [[tests]]
+//! kind = "relationships"     # every non-null value exists in another model or table
+//! column = "org_code"
+//! to = "ref_ods_trusts"
+//! field = "org_code"
+//! [[tests]]
+//! kind = "assert"            # a condition every row satisfies
+//! name = "within_plus_breaches_is_total"
+//! condition = "abs(within + breaches - total) < 1e-9"
+//! [[tests]]
+//! kind = "row_count"         # bounds on the number of rows
+//! min = 1
+//! [[tests]]
+//! kind = "query"             # any query returning the failing rows
+//! name = "england_equals_sum_of_providers"
+//! query = "select ..."
+//! ```
+
+use crate::error::{Error, Result};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+/// One declared data test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataTest {
+    NotNull { columns: Vec<String> },
+    Unique { columns: Vec<String> },
+    AcceptedValues { column: String, values: Vec<String> },
+    Relationships { column: String, to: String, field: String },
+    Assert { name: String, condition: String },
+    RowCount { min: Option<u64>, max: Option<u64> },
+    Query { name: String, query: String },
+}
+
+/// Outcome of one test.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    pub model: String,
+    pub test: String,
+    pub passed: bool,
+    pub failing_rows: u64,
+    /// Up to five failing rows, as a text table.
+    pub sample: String,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+impl DataTest {
+    /// A short name for reports.
+    pub fn name(&self) -> String {
+        match self {
+            DataTest::NotNull { columns } => format!("not_null({})", columns.join(", ")),
+            DataTest::Unique { columns } => format!("unique({})", columns.join(", ")),
+            DataTest::AcceptedValues { column, .. } => format!("accepted_values({column})"),
+            DataTest::Relationships { column, to, field } => format!("relationships({column} → {to}.{field})"),
+            DataTest::Assert { name, .. } | DataTest::Query { name, .. } => name.clone(),
+            DataTest::RowCount { min, max } => format!("row_count({min:?}..{max:?})"),
+        }
+    }
+
+    /// Tables the test reads besides the model (for validation and ordering).
+    pub fn reads(&self) -> Vec<String> {
+        match self {
+            DataTest::Relationships { to, .. } => vec![to.clone()],
+            _ => vec![],
+        }
+    }
+
+    /// The query returning failing rows of `table`.
+    pub fn failing_rows_sql(&self, table: &str) -> String {
+        let t = quote(table);
+        match self {
+            DataTest::NotNull { columns } => {
+                let any_null: Vec<String> = columns.iter().map(|c| format!("{} IS NULL", quote(c))).collect();
+                format!("SELECT * FROM {t} WHERE {}", any_null.join(" OR "))
+            }
+            DataTest::Unique { columns } => {
+                let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+                let cols = cols.join(", ");
+                format!("SELECT {cols}, count(*) AS duplicates FROM {t} GROUP BY {cols} HAVING count(*) > 1")
+            }
+            DataTest::AcceptedValues { column, values } => {
+                let list: Vec<String> = values.iter().map(|v| literal(v)).collect();
+                let c = quote(column);
+                format!("SELECT * FROM {t} WHERE {c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({})", list.join(", "))
+            }
+            DataTest::Relationships { column, to, field } => {
+                let (c, f) = (quote(column), quote(field));
+                format!(
+                    "SELECT m.* FROM {t} m WHERE m.{c} IS NOT NULL AND NOT EXISTS \
+                     (SELECT 1 FROM {} r WHERE r.{f} = m.{c})",
+                    quote(to)
+                )
+            }
+            DataTest::Assert { condition, .. } => {
+                format!("SELECT * FROM {t} WHERE NOT coalesce(({condition}), false)")
+            }
+            DataTest::RowCount { min, max } => {
+                let mut bounds = Vec::new();
+                if let Some(min) = min {
+                    bounds.push(format!("count(*) < {min}"));
+                }
+                if let Some(max) = max {
+                    bounds.push(format!("count(*) > {max}"));
+                }
+                let having = if bounds.is_empty() { "false".to_string() } else { bounds.join(" OR ") };
+                format!("SELECT count(*) AS row_count FROM {t} HAVING {having}")
+            }
+            DataTest::Query { query, .. } => query.replace("{{ model }}", &t),
+        }
+    }
+
+    /// Runs the test against `table` registered in `ctx`.
+    pub async fn run(&self, ctx: &SessionContext, model: &str, table: &str) -> Result<TestResult> {
+        let sql = self.failing_rows_sql(table);
+        let context = format!("data test {} of {model}", self.name());
+        let df = ctx.sql(&sql).await.map_err(Error::datafusion(context.clone()))?;
+        let failing = df.clone().count().await.map_err(Error::datafusion(context.clone()))? as u64;
+        let sample = if failing > 0 {
+            let batches = df.limit(0, Some(5)).map_err(Error::datafusion(context.clone()))?;
+            let batches = batches.collect().await.map_err(Error::datafusion(context))?;
+            pretty_format_batches(&batches).map(|t| t.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(TestResult {
+            model: model.to_string(),
+            test: self.name(),
+            passed: failing == 0,
+            failing_rows: failing,
+            sample,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    async fn ctx() -> SessionContext {
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("org", DataType::Utf8, true),
+            Field::new("month", DataType::Int64, true),
+            Field::new("total", DataType::Float64, true),
+            Field::new("within", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![Some("A"), Some("B"), Some("B"), None])),
+                Arc::new(Int64Array::from(vec![1, 1, 1, 2])),
+                Arc::new(Float64Array::from(vec![10.0, 5.0, 5.0, 1.0])),
+                Arc::new(Float64Array::from(vec![9.0, 6.0, 4.0, 1.0])),
+            ],
+        )
+        .unwrap();
+        ctx.register_batch("m", batch).unwrap();
+        ctx.sql("create table orgs as values ('A'), ('B')").await.unwrap();
+        ctx.sql("create view ref_orgs as select column1 as org from orgs").await.unwrap();
+        ctx
+    }
+
+    async fn failing(test: DataTest) -> u64 {
+        test.run(&ctx().await, "m", "m").await.unwrap().failing_rows
+    }
+
+    #[tokio::test]
+    async fn each_kind_finds_its_failures() {
+        assert_eq!(failing(DataTest::NotNull { columns: vec!["org".into()] }).await, 1);
+        assert_eq!(failing(DataTest::Unique { columns: vec!["org".into(), "month".into()] }).await, 1);
+        assert_eq!(failing(DataTest::Unique { columns: vec!["org".into(), "within".into()] }).await, 0);
+        let accepted = DataTest::AcceptedValues { column: "org".into(), values: vec!["A".into()] };
+        assert_eq!(failing(accepted).await, 2);
+        let rel = DataTest::Relationships { column: "org".into(), to: "ref_orgs".into(), field: "org".into() };
+        assert_eq!(failing(rel).await, 0);
+        let cond = DataTest::Assert { name: "within_le_total".into(), condition: "within <= total".into() };
+        assert_eq!(failing(cond).await, 1);
+        assert_eq!(failing(DataTest::RowCount { min: Some(5), max: None }).await, 1);
+        assert_eq!(failing(DataTest::RowCount { min: Some(1), max: Some(4) }).await, 0);
+        let q = DataTest::Query { name: "b_rows".into(), query: "select * from {{ model }} where org = 'B'".into() };
+        assert_eq!(failing(q).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_failure_carries_sample_rows() {
+        let test = DataTest::Assert { name: "within_le_total".into(), condition: "within <= total".into() };
+        let r = test.run(&ctx().await, "m", "m").await.unwrap();
+        assert!(!r.passed);
+        assert!(r.sample.contains("| B "), "{}", r.sample);
+    }
+}

@@ -1,0 +1,206 @@
+//! Statistical disclosure control applied to a mart before it is published (SPEC §6).
+//!
+//! - **Primary suppression**: a count in `counts` between 1 and `threshold - 1` is withheld
+//!   (zero is published: it discloses nothing about a person).
+//! - **Dependent values**: on a row where any count is withheld, or where a `denominators` value is
+//!   below the threshold, every column in `dependent` (rates, proportions, intervals) is withheld.
+//! - **Secondary suppression**: rows with equal values of `groups` are the cells of one published
+//!   total. Where a group has exactly one withheld cell in a count column, the smallest other cell
+//!   of that column is withheld too, so that no withheld value equals a total minus the published
+//!   cells.
+//!
+//! Withheld values become null and the row's `suppressed` column is true.
+
+use crate::error::{Error, Result};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, concat_batches, nullif};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// `[disclosure]` of a mart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisclosureSpec {
+    /// Smallest count published as is (default 5: counts 1–4 are withheld).
+    #[serde(default = "DisclosureSpec::default_threshold")]
+    pub threshold: f64,
+    /// Count columns subject to primary and secondary suppression.
+    pub counts: Vec<String>,
+    /// Denominator columns: a row whose denominator is below the threshold has its dependent
+    /// values withheld.
+    #[serde(default)]
+    pub denominators: Vec<String>,
+    /// Values computed from the counts (rates, proportions, interval bounds).
+    #[serde(default)]
+    pub dependent: Vec<String>,
+    /// Columns whose values identify the cells of one total (for secondary suppression).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl DisclosureSpec {
+    fn default_threshold() -> f64 {
+        5.0
+    }
+
+    /// Checks that every named column exists in `schema`.
+    pub fn check(&self, schema: &Schema) -> std::result::Result<(), String> {
+        for c in self.counts.iter().chain(&self.denominators).chain(&self.dependent).chain(&self.groups) {
+            if schema.index_of(c).is_err() {
+                return Err(format!("disclosure names column '{c}', which the mart does not have"));
+            }
+        }
+        if schema.index_of("suppressed").is_ok() {
+            return Err("the mart must not have its own 'suppressed' column".into());
+        }
+        Ok(())
+    }
+
+    /// Applies suppression to the whole mart; returns it with a `suppressed` column.
+    pub fn apply(&self, schema: Arc<Schema>, batches: &[RecordBatch]) -> Result<RecordBatch> {
+        self.check(&schema).map_err(|e| Error::config("disclosure", e))?;
+        let err = |what: &str| Error::arrow(format!("disclosure control: {what}"));
+        let batch = concat_batches(&schema, batches).map_err(err("combining"))?;
+        let rows = batch.num_rows();
+        let values = |name: &str| -> Result<Vec<Option<f64>>> {
+            let column = cast(batch.column_by_name(name).expect("checked"), &DataType::Float64).map_err(err(name))?;
+            Ok(column.as_primitive::<Float64Type>().iter().collect())
+        };
+        let small = |v: Option<f64>| v.is_some_and(|x| x > 0.0 && x < self.threshold);
+        let mut withheld: HashMap<&str, Vec<bool>> = HashMap::new();
+        let mut row_suppressed = vec![false; rows];
+        let keys: Vec<String> = group_keys(&batch, &self.groups)?;
+        for name in &self.counts {
+            let v = values(name)?;
+            let mut mask: Vec<bool> = v.iter().map(|x| small(*x)).collect();
+            // Secondary suppression within each group.
+            let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+            for (row, key) in keys.iter().enumerate() {
+                groups.entry(key.as_str()).or_default().push(row);
+            }
+            for members in groups.values() {
+                let hidden = members.iter().filter(|r| mask[**r]).count();
+                if hidden == 1 && members.len() > 1 {
+                    let partner = members
+                        .iter()
+                        .filter(|r| !mask[**r] && v[**r].is_some())
+                        .min_by(|a, b| v[**a].partial_cmp(&v[**b]).unwrap_or(std::cmp::Ordering::Equal));
+                    if let Some(p) = partner {
+                        mask[*p] = true;
+                    }
+                }
+            }
+            for (row, m) in mask.iter().enumerate() {
+                row_suppressed[row] |= *m;
+            }
+            withheld.insert(name.as_str(), mask);
+        }
+        for name in &self.denominators {
+            for (row, v) in values(name)?.iter().enumerate() {
+                if v.is_some_and(|x| x < self.threshold) {
+                    row_suppressed[row] = true;
+                }
+            }
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + 1);
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            let name = field.name().as_str();
+            let mask = match withheld.get(name) {
+                Some(mask) => Some(mask.clone()),
+                None if self.dependent.iter().any(|d| d == name) => Some(row_suppressed.clone()),
+                None => None,
+            };
+            columns.push(match mask {
+                Some(mask) => nullif(column, &BooleanArray::from(mask)).map_err(err(name))?,
+                None => column.clone(),
+            });
+        }
+        columns.push(Arc::new(BooleanArray::from(row_suppressed)));
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        fields.push(Field::new("suppressed", DataType::Boolean, false));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(err("assembling"))
+    }
+}
+
+fn group_keys(batch: &RecordBatch, groups: &[String]) -> Result<Vec<String>> {
+    let mut keys = vec![String::new(); batch.num_rows()];
+    for name in groups {
+        let column = batch.column_by_name(name).expect("checked");
+        let text = cast(column, &DataType::Utf8).map_err(Error::arrow(format!("grouping by {name}")))?;
+        let text = text.as_string::<i32>();
+        for (row, key) in keys.iter_mut().enumerate() {
+            key.push_str(if text.is_null(row) { "\u{0}" } else { text.value(row) });
+            key.push('\u{1}');
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, StringArray};
+
+    fn mart() -> (Arc<Schema>, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("borough", DataType::Utf8, false),
+            Field::new("quintile", DataType::Utf8, false),
+            Field::new("events", DataType::Float64, true),
+            Field::new("population", DataType::Float64, true),
+            Field::new("rate", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["A", "A", "A", "B", "B", "C"])),
+                Arc::new(StringArray::from(vec!["1", "2", "3", "1", "2", "1"])),
+                Arc::new(Float64Array::from(vec![3.0, 20.0, 40.0, 0.0, 50.0, 9.0])),
+                Arc::new(Float64Array::from(vec![100.0, 200.0, 300.0, 100.0, 3.0, 90.0])),
+                Arc::new(Float64Array::from(vec![0.03, 0.1, 0.13, 0.0, 16.7, 0.1])),
+            ],
+        )
+        .unwrap();
+        (schema, batch)
+    }
+
+    #[test]
+    fn primary_secondary_and_dependent_suppression() {
+        let (schema, batch) = mart();
+        let spec = DisclosureSpec {
+            threshold: 5.0,
+            counts: vec!["events".into()],
+            denominators: vec!["population".into()],
+            dependent: vec!["rate".into()],
+            groups: vec!["borough".into()],
+        };
+        let out = spec.apply(schema, &[batch]).unwrap();
+        let events = out.column_by_name("events").unwrap().as_primitive::<Float64Type>();
+        let rate = out.column_by_name("rate").unwrap().as_primitive::<Float64Type>();
+        let flag = out.column_by_name("suppressed").unwrap().as_boolean();
+        // Borough A: 3 is withheld, and so is 20 (the smallest other cell) — 63 − 40 no longer
+        // reveals either.
+        assert!(events.is_null(0) && events.is_null(1) && !events.is_null(2));
+        assert!(rate.is_null(0) && rate.is_null(1) && !rate.is_null(2));
+        // Borough B: zero is published; the rate on a population of 3 is withheld.
+        assert_eq!(events.value(3), 0.0);
+        assert!(!events.is_null(4) && rate.is_null(4) && flag.value(4));
+        // Borough C: nothing small.
+        assert!(!flag.value(5));
+        assert_eq!(flag.iter().filter(|f| *f == Some(true)).count(), 3);
+    }
+
+    #[test]
+    fn unknown_columns_are_reported() {
+        let (schema, batch) = mart();
+        let spec = DisclosureSpec {
+            threshold: 5.0,
+            counts: vec!["nope".into()],
+            denominators: vec![],
+            dependent: vec![],
+            groups: vec![],
+        };
+        assert!(spec.apply(schema, &[batch]).unwrap_err().to_string().contains("'nope'"));
+    }
+}

@@ -1,0 +1,106 @@
+//! The DataFusion session models run in: the warehouse's object store registered under
+//! [`WAREHOUSE_URL`], every pipeline's staging table registered by its name, the statistical UDFs.
+//!
+//! Staging tables of `full_replace` pipelines (reference data: trusts, LSOAs, populations,
+//! standards) are small dimensions and are loaded into memory (`MemTable`), so that joins build
+//! their hash tables on them rather than on the fact side. Other staging tables are Parquet
+//! listing tables read in place, streamed. A table with no data yet is an empty table of the
+//! pipeline's schema, so models still plan.
+
+use crate::config::pipeline::{LoadMode, Pipeline};
+use crate::error::{Error, Result};
+use crate::ingest::normalise::output_schema;
+use crate::storage::Store;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::execution::options::ParquetReadOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::sync::Arc;
+
+/// URL under which the warehouse store is known to DataFusion.
+pub const WAREHOUSE_URL: &str = "alliance://warehouse/";
+
+/// A session over `warehouse` with every pipeline's staging table registered.
+pub async fn session(warehouse: &Store, pipelines: &[Pipeline]) -> Result<SessionContext> {
+    let mut config =
+        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("alliance", "public");
+    // Staging tables keep one folder per month: read every file below the table's folder.
+    config.options_mut().execution.listing_table_ignore_subdirectory = false;
+    let ctx = SessionContext::new_with_config(config);
+    let url = url::Url::parse(WAREHOUSE_URL).expect("static URL");
+    ctx.register_object_store(&url, warehouse.object_store());
+    for udf in crate::stats::udf::all() {
+        ctx.register_udf(udf);
+    }
+    for p in pipelines {
+        let prefix = format!("staging/{}/", p.table);
+        let has_data = warehouse.list(&prefix).await?.iter().any(|m| m.location.as_ref().ends_with(".parquet"));
+        let schema = output_schema(p);
+        if !has_data {
+            register_memory(&ctx, &p.table, schema, vec![])?;
+        } else if p.load.mode == LoadMode::FullReplace {
+            let df = read_parquet(&ctx, &prefix, &schema).await?;
+            let batches = df.collect().await.map_err(Error::datafusion(format!("loading {}", p.table)))?;
+            register_memory(&ctx, &p.table, schema, batches)?;
+        } else {
+            register_parquet(&ctx, &p.table, &prefix, Some(&schema)).await?;
+        }
+    }
+    Ok(ctx)
+}
+
+async fn read_parquet(
+    ctx: &SessionContext,
+    prefix: &str,
+    schema: &SchemaRef,
+) -> Result<datafusion::prelude::DataFrame> {
+    let options = ParquetReadOptions::default().schema(schema);
+    ctx.read_parquet(format!("{WAREHOUSE_URL}{prefix}"), options)
+        .await
+        .map_err(Error::datafusion(format!("reading {prefix}")))
+}
+
+/// Registers Parquet under `prefix` of the warehouse (a folder or one object) as `name`.
+pub async fn register_parquet(
+    ctx: &SessionContext,
+    name: &str,
+    prefix: &str,
+    schema: Option<&SchemaRef>,
+) -> Result<()> {
+    let _ = ctx.deregister_table(name);
+    let mut options = ParquetReadOptions::default();
+    if let Some(schema) = schema {
+        options = options.schema(schema);
+    }
+    ctx.register_parquet(name, format!("{WAREHOUSE_URL}{prefix}"), options)
+        .await
+        .map_err(Error::datafusion(format!("registering {name} from {prefix}")))
+}
+
+/// Registers batches as an in-memory table.
+pub fn register_memory(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+) -> Result<()> {
+    let _ = ctx.deregister_table(name);
+    let table = MemTable::try_new(schema, vec![batches]).map_err(Error::datafusion(format!("table {name}")))?;
+    ctx.register_table(name, Arc::new(table)).map_err(Error::datafusion(format!("registering {name}")))?;
+    Ok(())
+}
+
+/// Registers every published mart (`marts/<name>.parquet`) under its name.
+pub async fn register_marts(ctx: &SessionContext, warehouse: &Store) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for meta in warehouse.list("marts/").await? {
+        let path = meta.location.to_string();
+        let Some(name) = path.strip_prefix("marts/").and_then(|n| n.strip_suffix(".parquet")) else { continue };
+        if name.contains('/') {
+            continue;
+        }
+        register_parquet(ctx, name, &path, None).await?;
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
