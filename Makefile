@@ -21,7 +21,7 @@ ALLIANCE_PSEUDO_KEY := $(shell mkdir -p .local && { test -s .local/pseudo.key ||
 endif
 export ALLIANCE_PSEUDO_KEY
 
-.PHONY: help build demo seed generate ingest validate test lint fmt bench tools clean-data clean
+.PHONY: help build demo seed generate ingest marts run query validate test lint fmt bench tools clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,11 +29,16 @@ help: ## List the targets
 build: ## Build the alliance binary (PROFILE=release for an optimised one)
 	$(CARGO) build --profile $(PROFILE) --bin alliance
 
-demo: build ## The main job on the embedded default: seed real data, generate extracts, ingest, summarise
+demo: build ## The main job on the embedded default: seed real data, generate extracts, ingest, build marts, show headlines
 	$(ALLIANCE) validate
 	$(ALLIANCE) seed --from $(SHARED)
 	$(ALLIANCE) generate --rows $(ROWS) --fault-rate 0.001
-	$(ALLIANCE) ingest $(ARGS)
+	$(ALLIANCE) generate --rows $(ROWS) --start 2019-01 --months 6 --no-screening --seed 2019
+	$(ALLIANCE) run
+	@echo; echo "== Headlines"
+	$(ALLIANCE) query "SELECT org_name, standard, total, round(100 * performance, 1) AS performance_pct, 100 * standard_threshold AS standard_pct FROM mart_cwt_performance WHERE level IN ('england', 'alliance') AND cancer_type = 'ALL' AND month = (SELECT max(month) FROM mart_cwt_performance) ORDER BY standard, level DESC, org_name"
+	$(ALLIANCE) query "SELECT indicator, area, period, round(sii, 3) AS sii, round(relative_gap, 3) AS relative_gap FROM mart_inequality_gaps WHERE NOT suppressed AND indicator NOT LIKE 'screening%' ORDER BY indicator, area"
+	$(ALLIANCE) query "SELECT programme, area AS imd_quintile, screened, eligible, round(100 * coverage, 1) AS coverage_pct, meets_acceptable FROM mart_screening_coverage WHERE level = 'imd_quintile' AND month = (SELECT max(month) FROM mart_screening_coverage) ORDER BY programme, area"
 
 seed: build ## Copy the published CWT extracts and reference data into landing
 	$(ALLIANCE) seed --from $(SHARED)
@@ -43,6 +48,15 @@ generate: build ## Write synthetic trust and screening extracts into landing (RO
 
 ingest: build ## Ingest new and changed landing files into staging Parquet (ARGS="--pipeline NAME")
 	$(ALLIANCE) ingest $(ARGS)
+
+marts: build ## Run the SQL models, test and publish the marts (SELECT=mart_x+ / +mart_x to choose)
+	$(ALLIANCE) build $(if $(SELECT),--select $(SELECT))
+
+run: build ## The whole job: ingest new files, then build and publish the marts
+	$(ALLIANCE) run
+
+query: build ## SQL over the marts and staging tables: make query SQL="select ..."
+	$(ALLIANCE) query "$(SQL)"
 
 validate: build ## Check every pipeline file and the environment without running anything
 	$(ALLIANCE) validate

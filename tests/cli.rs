@@ -33,12 +33,18 @@ fn workdir() -> tempfile::TempDir {
     for entry in std::fs::read_dir(common::repo().join("config/reference")).unwrap().flatten() {
         std::fs::copy(entry.path(), config.join("reference").join(entry.file_name())).unwrap();
     }
-    let pipelines = dir.path().join("pipelines");
-    std::fs::create_dir_all(&pipelines).unwrap();
-    for entry in std::fs::read_dir(common::repo().join("pipelines")).unwrap().flatten() {
-        std::fs::copy(entry.path(), pipelines.join(entry.file_name())).unwrap();
+    copy_dir(&common::repo().join("pipelines"), &dir.path().join("pipelines"));
+    for layer in ["staging", "intermediate", "marts"] {
+        copy_dir(&common::repo().join("sql").join(layer), &dir.path().join("sql").join(layer));
     }
     dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
 
 fn stdout(o: &Output) -> String {
@@ -55,7 +61,24 @@ fn validate_accepts_the_repository_and_names_the_broken_file_and_line() {
     let ok = alliance(dir.path(), &["validate"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     let count = std::fs::read_dir(common::repo().join("pipelines")).unwrap().count();
-    assert!(stdout(&ok).contains(&format!("{count} pipelines valid")), "{}", stdout(&ok));
+    let models = ["staging", "intermediate", "marts"]
+        .iter()
+        .flat_map(|l| std::fs::read_dir(common::repo().join("sql").join(l)).unwrap().flatten())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        .count();
+    assert!(stdout(&ok).contains(&format!("{count} pipelines and {models} models valid")), "{}", stdout(&ok));
+
+    // A model reading a table that does not exist is caught without running anything.
+    let bad_model = dir.path().join("sql/marts/mart_typo.sql");
+    std::fs::write(&bad_model, "SELECT * FROM int_pathway").unwrap();
+    let out = alliance(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("mart_typo.sql") && stderr(&out).contains("reads 'int_pathway'"), "{}", stderr(&out));
+    std::fs::write(&bad_model, "SELECT no_such_column FROM int_pathways").unwrap();
+    let out = alliance(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does not plan") && stderr(&out).contains("no_such_column"), "{}", stderr(&out));
+    std::fs::remove_file(&bad_model).unwrap();
 
     let broken = dir.path().join("pipelines/trust_pathways_ral.toml");
     let text = std::fs::read_to_string(&broken).unwrap().replace("type = \"date\"", "type = \"datee\"");

@@ -251,6 +251,10 @@ pub fn write_barts_xlsx(
         ));
     }
     let mut book = Workbook::new();
+    // A fixed creation time (the first of the period) keeps the workbook byte-identical per seed.
+    let (y, m, _) = civil_from_days(month_start);
+    let created = rust_xlsxwriter::ExcelDateTime::from_ymd(y as u16, m as u8, 1).map_err(xlsx)?;
+    book.set_properties(&rust_xlsxwriter::DocProperties::new().set_creation_datetime(&created));
     let sheet = book.add_worksheet();
     sheet.set_name("PTL").map_err(xlsx)?;
     let date_format = Format::new().set_num_format("dd/mm/yyyy");

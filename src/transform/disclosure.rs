@@ -1,13 +1,15 @@
 //! Statistical disclosure control applied to a mart before it is published (SPEC §6).
 //!
-//! - **Primary suppression**: a count in `counts` between 1 and `threshold - 1` is withheld
-//!   (zero is published: it discloses nothing about a person).
-//! - **Dependent values**: on a row where any count is withheld, or where a `denominators` value is
-//!   below the threshold, every column in `dependent` (rates, proportions, intervals) is withheld.
-//! - **Secondary suppression**: rows with equal values of `groups` are the cells of one published
-//!   total. Where a group has exactly one withheld cell in a count column, the smallest other cell
-//!   of that column is withheld too, so that no withheld value equals a total minus the published
-//!   cells.
+//! - **Primary suppression**: a value in `counts` or `denominators` between 1 and
+//!   `threshold - 1` is withheld (zero is published: it discloses nothing about a person).
+//! - **Linked counts**: the `counts` of one row add up to its denominator (within + breaches =
+//!   total), so when one of them is withheld all of them are.
+//! - **Secondary suppression**: rows with equal values of `groups` are the cells of one total
+//!   (the quintiles of a borough, say). Where a group has exactly one withheld cell in a column,
+//!   the smallest other cell is withheld too, so that no withheld value equals a total minus the
+//!   published cells. This repeats until nothing changes.
+//! - **Dependent values**: on a row with anything withheld, every `dependent` column (rates,
+//!   proportions, interval bounds) is withheld.
 //!
 //! Withheld values become null and the row's `suppressed` column is true.
 
@@ -64,46 +66,53 @@ impl DisclosureSpec {
         let err = |what: &str| Error::arrow(format!("disclosure control: {what}"));
         let batch = concat_batches(&schema, batches).map_err(err("combining"))?;
         let rows = batch.num_rows();
-        let values = |name: &str| -> Result<Vec<Option<f64>>> {
+        let mut values: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
+        for name in self.counts.iter().chain(&self.denominators) {
             let column = cast(batch.column_by_name(name).expect("checked"), &DataType::Float64).map_err(err(name))?;
-            Ok(column.as_primitive::<Float64Type>().iter().collect())
-        };
+            values.insert(name.as_str(), column.as_primitive::<Float64Type>().iter().collect());
+        }
         let small = |v: Option<f64>| v.is_some_and(|x| x > 0.0 && x < self.threshold);
-        let mut withheld: HashMap<&str, Vec<bool>> = HashMap::new();
-        let mut row_suppressed = vec![false; rows];
-        let keys: Vec<String> = group_keys(&batch, &self.groups)?;
-        for name in &self.counts {
-            let v = values(name)?;
-            let mut mask: Vec<bool> = v.iter().map(|x| small(*x)).collect();
-            // Secondary suppression within each group.
-            let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
-            for (row, key) in keys.iter().enumerate() {
-                groups.entry(key.as_str()).or_default().push(row);
+        // withheld[column][row]
+        let mut withheld: HashMap<&str, Vec<bool>> =
+            values.iter().map(|(name, v)| (*name, v.iter().map(|x| small(*x)).collect())).collect();
+        let keys = group_keys(&batch, &self.groups)?;
+        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (row, key) in keys.iter().enumerate() {
+            groups.entry(key.as_str()).or_default().push(row);
+        }
+        let mut changed = true;
+        while changed {
+            changed = false;
+            // Linked counts: one withheld count on a row withholds the row's other counts.
+            for row in 0..rows {
+                if self.counts.iter().any(|c| withheld[c.as_str()][row]) {
+                    for c in &self.counts {
+                        let mask = withheld.get_mut(c.as_str()).expect("present");
+                        changed |= !mask[row];
+                        mask[row] = true;
+                    }
+                }
             }
-            for members in groups.values() {
-                let hidden = members.iter().filter(|r| mask[**r]).count();
-                if hidden == 1 && members.len() > 1 {
+            // Secondary suppression, column by column, within each group.
+            for name in self.counts.iter().chain(&self.denominators) {
+                let v = &values[name.as_str()];
+                let mask = withheld.get_mut(name.as_str()).expect("present");
+                for members in groups.values().filter(|m| m.len() > 1) {
+                    if members.iter().filter(|r| mask[**r]).count() != 1 {
+                        continue;
+                    }
                     let partner = members
                         .iter()
                         .filter(|r| !mask[**r] && v[**r].is_some())
                         .min_by(|a, b| v[**a].partial_cmp(&v[**b]).unwrap_or(std::cmp::Ordering::Equal));
                     if let Some(p) = partner {
                         mask[*p] = true;
+                        changed = true;
                     }
                 }
             }
-            for (row, m) in mask.iter().enumerate() {
-                row_suppressed[row] |= *m;
-            }
-            withheld.insert(name.as_str(), mask);
         }
-        for name in &self.denominators {
-            for (row, v) in values(name)?.iter().enumerate() {
-                if v.is_some_and(|x| x < self.threshold) {
-                    row_suppressed[row] = true;
-                }
-            }
-        }
+        let row_suppressed: Vec<bool> = (0..rows).map(|r| withheld.values().any(|m| m[r])).collect();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + 1);
         for (field, column) in schema.fields().iter().zip(batch.columns()) {
             let name = field.name().as_str();
@@ -183,12 +192,14 @@ mod tests {
         // reveals either.
         assert!(events.is_null(0) && events.is_null(1) && !events.is_null(2));
         assert!(rate.is_null(0) && rate.is_null(1) && !rate.is_null(2));
-        // Borough B: zero is published; the rate on a population of 3 is withheld.
+        // Borough B: zero is published; the population of 3 is withheld with the rate on it,
+        // and so is the other population of the borough (100), or 103 − 100 would reveal it.
+        let population = out.column_by_name("population").unwrap().as_primitive::<Float64Type>();
         assert_eq!(events.value(3), 0.0);
-        assert!(!events.is_null(4) && rate.is_null(4) && flag.value(4));
+        assert!(population.is_null(4) && population.is_null(3) && rate.is_null(4) && flag.value(4));
         // Borough C: nothing small.
         assert!(!flag.value(5));
-        assert_eq!(flag.iter().filter(|f| *f == Some(true)).count(), 3);
+        assert_eq!(flag.iter().filter(|f| *f == Some(true)).count(), 4);
     }
 
     #[test]

@@ -98,10 +98,7 @@ pub fn load_graph(sql_dir: &Path, pipelines: &[Pipeline]) -> Result<Graph> {
 /// Plans every model over empty staging tables without reading data: checks SQL, column names and
 /// types, test queries and disclosure columns. Returns the number of models checked.
 pub async fn validate(graph: &Graph, pipelines: &[Pipeline]) -> Result<usize> {
-    let ctx = SessionContext::new();
-    for udf in crate::stats::udf::all() {
-        ctx.register_udf(udf);
-    }
+    let ctx = session::empty_session();
     for p in pipelines {
         session::register_memory(&ctx, &p.table, crate::ingest::normalise::output_schema(p), vec![])?;
     }
@@ -306,6 +303,7 @@ async fn run_model(
         Layer::Mart => {
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
             let batches: Vec<RecordBatch> = df.collect().await.map_err(Error::datafusion(context("running")))?;
+            let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
             let (schema, batches) = match &m.spec.disclosure {
                 Some(d) => {
                     let protected = d.apply(schema, &batches)?;

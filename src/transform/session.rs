@@ -20,18 +20,28 @@ use std::sync::Arc;
 /// URL under which the warehouse store is known to DataFusion.
 pub const WAREHOUSE_URL: &str = "alliance://warehouse/";
 
-/// A session over `warehouse` with every pipeline's staging table registered.
-pub async fn session(warehouse: &Store, pipelines: &[Pipeline]) -> Result<SessionContext> {
+/// A session with the warehouse's settings and the statistical UDFs, and no tables.
+pub fn empty_session() -> SessionContext {
     let mut config =
         SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("alliance", "public");
     // Staging tables keep one folder per month: read every file below the table's folder.
     config.options_mut().execution.listing_table_ignore_subdirectory = false;
+    // Plain UTF-8 strings throughout: published marts are read by tools that may not know
+    // Arrow's string views.
+    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
     let ctx = SessionContext::new_with_config(config);
-    let url = url::Url::parse(WAREHOUSE_URL).expect("static URL");
-    ctx.register_object_store(&url, warehouse.object_store());
     for udf in crate::stats::udf::all() {
         ctx.register_udf(udf);
     }
+    ctx
+}
+
+/// A session over `warehouse` with every pipeline's staging table registered.
+pub async fn session(warehouse: &Store, pipelines: &[Pipeline]) -> Result<SessionContext> {
+    let ctx = empty_session();
+    let url = url::Url::parse(WAREHOUSE_URL).expect("static URL");
+    ctx.register_object_store(&url, warehouse.object_store());
     for p in pipelines {
         let prefix = format!("staging/{}/", p.table);
         let has_data = warehouse.list(&prefix).await?.iter().any(|m| m.location.as_ref().ends_with(".parquet"));

@@ -1,0 +1,241 @@
+//! The SQL transforms over real and generated data: the CWT mart reproduces NHS England's national
+//! figures for every month of the published extract; write-audit-publish keeps the last good
+//! mart when tests fail; disclosure control leaves no withheld value recoverable; selection and
+//! in-memory dimensions behave as documented.
+
+mod common;
+
+use alliance_warehouse::generate::{self, GenerateArgs};
+use alliance_warehouse::transform::{self, graph::Graph, model::Layer, ModelStatus};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type};
+use common::{only, pipelines, repo, shared, text, Workspace};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn props() -> parquet::file::properties::WriterProperties {
+    parquet::file::properties::WriterProperties::builder().build()
+}
+
+async fn build(ws: &Workspace, sql: &Path, select: Option<&str>) -> transform::BuildReport {
+    let all = pipelines();
+    let graph = transform::load_graph(sql, &all).expect("models load");
+    transform::build(&ws.stores.warehouse, &all, &graph, select, &alliance_warehouse::runs::new_run_id(), props())
+        .await
+        .expect("build runs")
+}
+
+async fn mart(ws: &Workspace, name: &str) -> Vec<RecordBatch> {
+    let bytes = ws.stores.warehouse.get(&format!("marts/{name}.parquet")).await.expect("the mart is published");
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+    reader.collect::<Result<Vec<_>, _>>().unwrap()
+}
+
+fn f64s(b: &RecordBatch, column: &str) -> Vec<Option<f64>> {
+    let c = arrow::compute::cast(b.column_by_name(column).unwrap(), &DataType::Float64).unwrap();
+    c.as_primitive::<Float64Type>().iter().collect()
+}
+
+async fn load_reference(ws: &Workspace) {
+    alliance_warehouse::generate::seed(&shared(), &repo().join("config/reference"), &ws.stores.landing).await.unwrap();
+    let refs: Vec<_> = pipelines().into_iter().filter(|p| p.name.starts_with("ref_")).collect();
+    ws.ingest(&refs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cwt_mart_reproduces_the_national_figures_for_every_month() {
+    let ws = Workspace::local();
+    load_reference(&ws).await;
+    ws.ingest(&only(&["cwt_provider"])).await;
+    let report = build(&ws, &repo().join("sql"), Some("+mart_cwt_performance")).await;
+    assert!(report.succeeded(), "{:#?}", report.models);
+    let names: Vec<&str> = report.models.iter().map(|m| m.model.as_str()).collect();
+    assert_eq!(names, ["stg_cwt_provider", "int_cwt_counted", "mart_cwt_performance"]);
+    // Independently computed from the workbook (FDS: all rows; 31/62-day: ALL MODALITIES rows).
+    let expected: [(&str, [(f64, f64); 3]); 6] = [
+        ("2023-04-01", [(215274.0, 153593.0), (43806.0, 39227.0), (19514.0, 12613.0)]),
+        ("2023-05-01", [(246948.0, 176082.0), (51282.0, 45680.0), (22999.0, 14350.0)]),
+        ("2023-06-01", [(259629.0, 190807.0), (52981.0, 47884.0), (23870.0, 14989.0)]),
+        ("2023-07-01", [(252133.0, 186879.0), (49834.0, 45339.0), (22511.0, 14684.0)]),
+        ("2023-08-01", [(264533.0, 189443.0), (50767.0, 45857.0), (23351.0, 15370.0)]),
+        ("2023-09-01", [(258858.0, 180534.0), (49290.0, 44086.0), (22747.5, 14403.5)]),
+    ];
+    let mut england: HashMap<(String, String), (f64, f64, f64)> = HashMap::new();
+    for b in mart(&ws, "mart_cwt_performance").await {
+        let (total, within, perf) = (f64s(&b, "total"), f64s(&b, "within_standard"), f64s(&b, "performance"));
+        for i in 0..b.num_rows() {
+            if text(&b, "level", i).as_deref() == Some("england")
+                && text(&b, "cancer_type", i).as_deref() == Some("ALL")
+            {
+                let key = (text(&b, "month", i).unwrap(), text(&b, "standard", i).unwrap());
+                england.insert(key, (total[i].unwrap(), within[i].unwrap(), perf[i].unwrap()));
+            }
+        }
+    }
+    assert_eq!(england.len(), 18, "3 standards × 6 months");
+    for (month, figures) in expected {
+        for (standard, (total, within)) in ["28-day FDS", "31-day Combined", "62-day Combined"].iter().zip(figures) {
+            let got = england[&(month.to_string(), standard.to_string())];
+            assert_eq!((got.0, got.1), (total, within), "{month} {standard}");
+            assert!((got.2 - within / total).abs() < 1e-12);
+        }
+    }
+    // FDS April 2023 as NHS England published it: 71.3%.
+    let april = england[&("2023-04-01".to_string(), "28-day FDS".to_string())].2;
+    assert_eq!((april * 1000.0).round() / 10.0, 71.3);
+}
+
+/// A throw-away SQL project: one staging view and one mart with a test.
+fn project(dir: &Path, mart_sql: &str) {
+    std::fs::create_dir_all(dir.join("staging")).unwrap();
+    std::fs::create_dir_all(dir.join("marts")).unwrap();
+    std::fs::write(dir.join("staging/stg_trusts.sql"), "SELECT org_code, alliance FROM ref_alliance_trusts").unwrap();
+    std::fs::write(dir.join("marts/mart_trust_count.sql"), mart_sql).unwrap();
+    std::fs::write(
+        dir.join("marts/mart_trust_count.toml"),
+        "description = \"trusts per alliance\"\n[[tests]]\nkind = \"assert\"\nname = \"ten_or_fewer\"\ncondition = \"trusts <= 10\"\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_tests_keep_the_last_good_mart_and_history_keeps_versions() {
+    let ws = Workspace::local();
+    load_reference(&ws).await;
+    let sql = ws.dir.path().join("sql");
+    project(&sql, "SELECT alliance, count(*) AS trusts FROM stg_trusts GROUP BY alliance");
+    let first = build(&ws, &sql, None).await;
+    assert!(first.succeeded(), "{:#?}", first.models);
+    let published = ws.stores.warehouse.get("marts/mart_trust_count.parquet").await.unwrap();
+
+    // A change that breaks the mart's test: nothing is published, the old mart stays.
+    project(&sql, "SELECT alliance, count(*) * 100 AS trusts FROM stg_trusts GROUP BY alliance");
+    let failed = build(&ws, &sql, None).await;
+    let m = failed.models.iter().find(|m| m.model == "mart_trust_count").unwrap();
+    assert_eq!(m.status, ModelStatus::TestsFailed);
+    let t = &m.tests[0];
+    assert!(!t.passed && t.failing_rows == 2 && t.sample.contains("trusts"), "{t:?}");
+    assert_eq!(ws.stores.warehouse.get("marts/mart_trust_count.parquet").await.unwrap(), published);
+    assert!(ws.stores.warehouse.list("marts/_staging/").await.unwrap().is_empty(), "no staged leftovers");
+
+    // Fixed: published again, the previous version kept in history.
+    project(&sql, "SELECT alliance, count(*) AS trusts, 1 AS version FROM stg_trusts GROUP BY alliance");
+    assert!(build(&ws, &sql, None).await.succeeded());
+    let history = ws.stores.warehouse.list("marts/_history/mart_trust_count/").await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(ws.stores.warehouse.get(history[0].location.as_ref()).await.unwrap(), published);
+    let now = mart(&ws, "mart_trust_count").await;
+    assert!(now[0].column_by_name("version").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_model_skips_its_downstream_and_others_still_publish() {
+    let ws = Workspace::local();
+    load_reference(&ws).await;
+    let sql = ws.dir.path().join("sql");
+    project(&sql, "SELECT alliance, count(*) AS trusts FROM stg_trusts GROUP BY alliance");
+    std::fs::create_dir_all(sql.join("intermediate")).unwrap();
+    std::fs::write(sql.join("intermediate/int_broken.sql"), "SELECT no_such_column FROM stg_trusts").unwrap();
+    std::fs::write(sql.join("marts/mart_on_broken.sql"), "SELECT * FROM int_broken").unwrap();
+    let report = build(&ws, &sql, None).await;
+    let status: HashMap<&str, &ModelStatus> = report.models.iter().map(|m| (m.model.as_str(), &m.status)).collect();
+    assert_eq!(status["int_broken"], &ModelStatus::Failed);
+    assert_eq!(status["mart_on_broken"], &ModelStatus::Skipped);
+    assert_eq!(status["mart_trust_count"], &ModelStatus::Ok);
+    let error = report.models.iter().find(|m| m.model == "int_broken").unwrap().error.clone().unwrap();
+    assert!(error.contains("no_such_column"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mart_builds_on_generated_data_and_disclosure_leaves_nothing_recoverable() {
+    let ws = Workspace::local();
+    load_reference(&ws).await;
+    let args = GenerateArgs { rows: 6_000, months: 3, start: "2024-01".into(), ..GenerateArgs::default() };
+    generate::run(&args, &ws.stores.landing).await.unwrap();
+    let baseline =
+        GenerateArgs { rows: 3_000, months: 1, start: "2019-01".into(), no_screening: true, ..GenerateArgs::default() };
+    generate::run(&baseline, &ws.stores.landing).await.unwrap();
+    let all = pipelines();
+    ws.ingest(&all).await;
+    let report = build(&ws, &repo().join("sql"), None).await;
+    for m in &report.models {
+        assert_eq!(m.status, ModelStatus::Ok, "{}: {:?} {:#?}", m.model, m.error, m.tests);
+    }
+    let graph: Graph = transform::load_graph(&repo().join("sql"), &all).unwrap();
+    let marts: Vec<_> = graph.models.iter().filter(|m| m.layer == Layer::Mart).collect();
+    assert_eq!(marts.len(), 9, "the nine marts of SPEC §5");
+    let mut checked = 0;
+    for m in marts {
+        let batches = mart(&ws, &m.name).await;
+        assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0, "{} has rows", m.name);
+        let Some(d) = &m.spec.disclosure else { continue };
+        let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let suppressed = b.column_by_name("suppressed").unwrap().as_boolean().clone();
+        let keys: Vec<String> = (0..b.num_rows())
+            .map(|i| d.groups.iter().map(|g| text(&b, g, i).unwrap_or_default()).collect::<Vec<_>>().join("|"))
+            .collect();
+        for column in d.counts.iter().chain(&d.denominators) {
+            let values = f64s(&b, column);
+            // No published count between 1 and 4.
+            assert!(values.iter().flatten().all(|v| *v == 0.0 || *v >= 5.0), "{}.{column}", m.name);
+            // No group with exactly one withheld cell: a total minus the others would reveal it.
+            let mut hidden: HashMap<&str, (usize, usize)> = HashMap::new();
+            for (i, key) in keys.iter().enumerate() {
+                let e = hidden.entry(key).or_default();
+                e.0 += 1;
+                e.1 += values[i].is_none() as usize;
+            }
+            for (key, (cells, withheld)) in hidden {
+                assert!(
+                    withheld != 1 || cells == 1,
+                    "{}.{column}: group {key} has one withheld cell of {cells}",
+                    m.name
+                );
+            }
+        }
+        // Linked counts: never exactly one withheld count on a row.
+        for i in 0..b.num_rows() {
+            let withheld = d.counts.iter().filter(|c| b.column_by_name(c).unwrap().is_null(i)).count();
+            assert!(withheld == 0 || withheld == d.counts.len(), "{} row {i}", m.name);
+            if withheld > 0 {
+                assert!(suppressed.value(i));
+                assert!(d.dependent.iter().all(|c| b.column_by_name(c).unwrap().is_null(i)), "{} row {i}", m.name);
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 5, "five marts carry disclosure control");
+    // The inequality data is not too thin to show suppression at work.
+    let waits = mart(&ws, "mart_waits_by_group").await;
+    assert!(waits.iter().any(|b| b.column_by_name("suppressed").unwrap().as_boolean().true_count() > 0));
+    // Recovery against 2019: the baseline month is 100%, later months are measured against it.
+    let recovery = mart(&ws, "mart_activity_recovery").await;
+    let measured = recovery.iter().flat_map(|b| f64s(b, "recovery_percent")).flatten().count();
+    assert!(measured > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dimensions_are_in_memory_and_build_the_join_hash_table() {
+    let ws = Workspace::local();
+    load_reference(&ws).await;
+    // More pathways than LSOAs, so that statistics make the dimension the smaller side.
+    let args =
+        GenerateArgs { rows: 6_000, months: 1, trusts: vec!["RAL".into()], no_screening: true, ..Default::default() };
+    generate::run(&args, &ws.stores.landing).await.unwrap();
+    ws.ingest(&only(&["trust_pathways_ral"])).await;
+    let ctx = transform::session::session(&ws.stores.warehouse, &pipelines()).await.unwrap();
+    let plan = ctx
+        .sql("EXPLAIN SELECT p.pathway_id, l.imd_quintile FROM trust_pathways_ral p JOIN ref_lsoa_imd l ON l.lsoa_code = p.lsoa_code")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&plan).unwrap().to_string();
+    let physical = text.split("physical_plan").nth(1).expect("a physical plan");
+    let join = physical.find("HashJoinExec").expect("a hash join");
+    let memory = physical.find("MemoryExec").or_else(|| physical.find("partition_sizes")).expect("an in-memory scan");
+    let parquet = physical.find("ParquetExec").or_else(|| physical.find("file_type=parquet")).expect("a parquet scan");
+    assert!(join < memory && memory < parquet, "the in-memory dimension is the build (left) side:\n{physical}");
+}
