@@ -48,6 +48,9 @@ pub enum Command {
         /// (`staging`, `intermediate`, `marts`); comma-separated. Default: all.
         #[arg(long)]
         select: Option<String>,
+        /// Rebuild models whose inputs have not changed.
+        #[arg(long)]
+        force: bool,
         /// Print the build report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -136,9 +139,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rejected = job.finish_ingest(reports, *json).await?;
             Ok(if rejected && *fail_on_reject { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
-        Command::Build { select, json } => {
+        Command::Build { select, force, json } => {
             let job = Job::start(&cli, &env, "build")?;
-            let report = job.build(select.as_deref()).await;
+            let report = job.build(crate::transform::BuildOptions { select: select.clone(), force: *force }).await;
             let ok = job.finish_build(report, *json).await?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(4) })
         }
@@ -146,7 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let job = Job::start(&cli, &env, "run")?;
             let reports = job.ingest(None, false).await;
             let rejected = job.finish_ingest(reports, false).await?;
-            let report = job.build(None).await;
+            let report = job.build(crate::transform::BuildOptions::default()).await;
             let ok = job.finish_build(report, false).await?;
             Ok(match (ok, rejected && *fail_on_reject) {
                 (false, _) => ExitCode::from(4),
@@ -209,10 +212,10 @@ impl Job {
         ingestor.run(&self.pipelines, &IngestOptions { pipeline, force }).await
     }
 
-    async fn build(&self, select: Option<&str>) -> crate::Result<crate::transform::BuildReport> {
+    async fn build(&self, options: crate::transform::BuildOptions) -> crate::Result<crate::transform::BuildReport> {
         let graph = crate::transform::load_graph(&self.sql_dir, &self.pipelines)?;
         let props = crate::ingest::writer::writer_properties(&self.env.ingest, &[])?;
-        crate::transform::build(&self.stores.warehouse, &self.pipelines, &graph, select, &self.run_id, props).await
+        crate::transform::build(&self.stores.warehouse, &self.pipelines, &graph, &options, &self.run_id, props).await
     }
 
     async fn record(

@@ -17,6 +17,7 @@ pub mod graph;
 pub mod model;
 pub mod publish;
 pub mod session;
+pub mod state;
 
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
@@ -39,6 +40,8 @@ use tracing::{info, info_span, warn, Instrument};
 pub enum ModelStatus {
     /// Built (and published, for a mart).
     Ok,
+    /// Inputs, SQL and tests unchanged since the last successful build: nothing to do.
+    Unchanged,
     /// The query failed.
     Failed,
     /// Data tests failed: not published.
@@ -77,8 +80,17 @@ pub struct BuildReport {
 impl BuildReport {
     /// True when every selected model built and passed its tests.
     pub fn succeeded(&self) -> bool {
-        self.models.iter().all(|m| m.status == ModelStatus::Ok)
+        self.models.iter().all(|m| matches!(m.status, ModelStatus::Ok | ModelStatus::Unchanged))
     }
+}
+
+/// Options of a build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Models to run (see [`graph`]); all when `None`.
+    pub select: Option<String>,
+    /// Rebuild even when nothing changed.
+    pub force: bool,
 }
 
 /// Loads the models of `sql_dir` and checks the graph against the pipelines' tables.
@@ -124,12 +136,14 @@ pub async fn build(
     warehouse: &Store,
     pipelines: &[Pipeline],
     graph: &Graph,
-    selection: Option<&str>,
+    options: &BuildOptions,
     run_id: &str,
     props: parquet::file::properties::WriterProperties,
 ) -> Result<BuildReport> {
-    let selected: BTreeSet<String> = graph.select(selection)?.into_iter().map(|m| m.name.clone()).collect();
+    let selected: BTreeSet<String> =
+        graph.select(options.select.as_deref())?.into_iter().map(|m| m.name.clone()).collect();
     let ctx = session::session(warehouse, pipelines).await?;
+    let fingerprints = state::model_fingerprints(graph, &state::source_fingerprints(warehouse, pipelines).await?);
     let mut failed: BTreeSet<String> = BTreeSet::new();
     let mut reports = Vec::new();
     let mut sources = BTreeSet::new();
@@ -161,6 +175,18 @@ pub async fn build(
             reports.push(report);
             continue;
         }
+        let fingerprint = &fingerprints[&m.name];
+        let previous = state::load(warehouse, &m.name).await?;
+        let exists = m.layer == Layer::Staging || warehouse.head(&materialised_path(m)).await?.is_some();
+        if !options.force && exists && previous.as_ref().is_some_and(|s| &s.fingerprint == fingerprint) {
+            attach_existing(&ctx, warehouse, m).await?;
+            report.status = ModelStatus::Unchanged;
+            report.rows = previous.and_then(|s| s.rows);
+            report.published = (m.layer == Layer::Mart).then(|| materialised_path(m));
+            reports.push(report);
+            continue;
+        }
+        state::clear(warehouse, &m.name).await?;
         let span = info_span!("model", model = %m.name);
         let outcome = run_model(&ctx, warehouse, m, run_id, &props).instrument(span).await;
         match outcome {
@@ -187,7 +213,11 @@ pub async fn build(
             }
             Err(other) => return Err(other),
         }
-        if report.status != ModelStatus::Ok {
+        if report.status == ModelStatus::Ok {
+            let recorded =
+                state::ModelState { fingerprint: fingerprint.clone(), run_id: run_id.to_string(), rows: report.rows };
+            state::save(warehouse, &m.name, &recorded).await?;
+        } else {
             failed.insert(m.name.clone());
         }
         report.seconds = started.elapsed().as_secs_f64();
