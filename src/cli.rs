@@ -3,15 +3,15 @@
 //!
 //! Exit codes: 0 success; 1 the run failed (I/O, object store, internal); 2 configuration or
 //! validation error; 3 the run finished but rejected files (only with `--fail-on-reject`);
-//! 4 a model failed or its data tests failed (nothing of it was published).
+//! 4 a model failed or its data tests failed (nothing of it was published); 5 another run holds
+//! the warehouse lock.
 
 use crate::config::{load_pipelines, Environment};
-use crate::ingest::{FileOutcome, IngestOptions, Ingestor, PipelineReport};
+use crate::ingest::{FileOutcome, IngestOptions, PipelineReport};
+use crate::jobs::{run_job, JobContext, JobOutcome, JobSpec};
 use crate::logging::{self, LogFormat};
-use crate::runs::{new_run_id, RunRecord};
 use crate::storage::Stores;
 use crate::Error;
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +60,19 @@ pub enum Command {
         /// The query.
         sql: String,
     },
+    /// Show the last runs, the lock, pending landing files and when each pipeline is due.
+    Status {
+        /// How many recent runs to show.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
+    /// Run pipelines on their cron schedules and when new landing files appear, until stopped
+    /// (SIGINT/SIGTERM end it after the current run).
+    Schedule {
+        /// Check once, run what is due or pending, and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Ingest, then build every model: the whole job.
     Run {
         /// Exit with code 3 if any file was rejected.
@@ -68,9 +81,9 @@ pub enum Command {
     },
     /// Ingest landing extracts into staging Parquet.
     Ingest {
-        /// Only this pipeline.
+        /// Only this pipeline (repeat for several).
         #[arg(long)]
-        pipeline: Option<String>,
+        pipeline: Vec<String>,
         /// Re-ingest files even if unchanged.
         #[arg(long)]
         force: bool,
@@ -112,7 +125,14 @@ pub fn main() -> ExitCode {
                     Some(Error::Config { .. } | Error::MissingSecret { .. } | Error::StorageUrl { .. })
                 )
             });
-            ExitCode::from(if config { 2 } else { 1 })
+            let locked = e.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Locked { .. })));
+            ExitCode::from(if config {
+                2
+            } else if locked {
+                5
+            } else {
+                1
+            })
         }
     }
 }
@@ -134,28 +154,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { pipeline, force, fail_on_reject, json } => {
-            let job = Job::start(&cli, &env, "ingest")?;
-            let reports = job.ingest(pipeline.clone(), *force).await;
-            let rejected = job.finish_ingest(reports, *json).await?;
+            let ingest = IngestOptions { pipelines: pipeline.clone(), force: *force };
+            let spec =
+                JobSpec { trigger: "manual".into(), command: "ingest".into(), ingest: Some(ingest), build: None };
+            let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
+            let rejected = report_ingest(&mut outcome, *json)?;
             Ok(if rejected && *fail_on_reject { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
         Command::Build { select, force, json } => {
-            let job = Job::start(&cli, &env, "build")?;
-            let report = job.build(crate::transform::BuildOptions { select: select.clone(), force: *force }).await;
-            let ok = job.finish_build(report, *json).await?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(4) })
+            let build = crate::transform::BuildOptions { select: select.clone(), force: *force };
+            let spec = JobSpec { trigger: "manual".into(), command: "build".into(), ingest: None, build: Some(build) };
+            let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
+            Ok(if report_build(&mut outcome, *json)? { ExitCode::SUCCESS } else { ExitCode::from(4) })
         }
         Command::Run { fail_on_reject } => {
-            let job = Job::start(&cli, &env, "run")?;
-            let reports = job.ingest(None, false).await;
-            let rejected = job.finish_ingest(reports, false).await?;
-            let report = job.build(crate::transform::BuildOptions::default()).await;
-            let ok = job.finish_build(report, false).await?;
+            let spec = JobSpec {
+                trigger: "manual".into(),
+                command: "run".into(),
+                ingest: Some(IngestOptions::default()),
+                build: Some(crate::transform::BuildOptions::default()),
+            };
+            let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
+            let rejected = report_ingest(&mut outcome, false)?;
+            let ok = report_build(&mut outcome, false)?;
             Ok(match (ok, rejected && *fail_on_reject) {
                 (false, _) => ExitCode::from(4),
                 (true, true) => ExitCode::from(3),
                 (true, false) => ExitCode::SUCCESS,
             })
+        }
+        Command::Status { runs } => {
+            let ctx = job_context(&cli, &env)?;
+            print!("{}", crate::schedule::status(&ctx, *runs).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schedule { once } => {
+            let ctx = job_context(&cli, &env)?;
+            crate::schedule::serve(ctx, *once).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql } => {
             let stores = Stores::open(&env.storage)?;
@@ -163,6 +199,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ctx = crate::transform::session::session(&stores.warehouse, &pipelines).await?;
             let graph = crate::transform::load_graph(&cli.sql_dir, &pipelines)?;
             crate::transform::attach_built(&ctx, &stores.warehouse, &graph).await?;
+            let history = crate::schedule::status::runs(&stores.warehouse).await?;
+            let runs = crate::schedule::status::runs_batch(&history)?;
+            crate::transform::session::register_memory(&ctx, "runs", runs.schema(), vec![runs])?;
             let batches = ctx.sql(sql).await?.collect().await?;
             println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&batches)?);
             Ok(ExitCode::SUCCESS)
@@ -183,95 +222,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One manual run of ingest and/or build, recorded under `_state/runs/`.
-struct Job {
-    env: Environment,
-    stores: Stores,
-    pipelines: Vec<crate::config::Pipeline>,
-    sql_dir: PathBuf,
-    run_id: String,
-    command: &'static str,
-    started: chrono::DateTime<chrono::Utc>,
+fn job_context(cli: &Cli, env: &Environment) -> anyhow::Result<JobContext> {
+    Ok(JobContext {
+        env: env.clone(),
+        stores: Stores::open(&env.storage)?,
+        pipelines: load_pipelines(&cli.pipelines_dir)?,
+        sql_dir: cli.sql_dir.clone(),
+    })
 }
 
-impl Job {
-    fn start(cli: &Cli, env: &Environment, command: &'static str) -> anyhow::Result<Self> {
-        Ok(Self {
-            env: env.clone(),
-            stores: Stores::open(&env.storage)?,
-            pipelines: load_pipelines(&cli.pipelines_dir)?,
-            sql_dir: cli.sql_dir.clone(),
-            run_id: new_run_id(),
-            command,
-            started: chrono::Utc::now(),
-        })
+/// Prints the ingest part of a job; returns whether any file was rejected.
+fn report_ingest(outcome: &mut JobOutcome, json: bool) -> anyhow::Result<bool> {
+    let Some(result) = outcome.ingest.take() else { return Ok(false) };
+    let reports = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print_summary(&outcome.record.run_id, &reports, outcome.record.seconds);
     }
+    Ok(reports.iter().flat_map(|r| &r.files).any(|f| matches!(f.outcome, FileOutcome::Rejected(_))))
+}
 
-    async fn ingest(&self, pipeline: Option<String>, force: bool) -> crate::Result<Vec<PipelineReport>> {
-        let ingestor = Ingestor::new(self.env.clone(), self.stores.clone(), self.run_id.clone());
-        ingestor.run(&self.pipelines, &IngestOptions { pipeline, force }).await
+/// Prints the build part of a job; returns whether it succeeded.
+fn report_build(outcome: &mut JobOutcome, json: bool) -> anyhow::Result<bool> {
+    let Some(result) = outcome.build.take() else { return Ok(true) };
+    let report = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_build(&report);
     }
-
-    async fn build(&self, options: crate::transform::BuildOptions) -> crate::Result<crate::transform::BuildReport> {
-        let graph = crate::transform::load_graph(&self.sql_dir, &self.pipelines)?;
-        let props = crate::ingest::writer::writer_properties(&self.env.ingest, &[])?;
-        crate::transform::build(&self.stores.warehouse, &self.pipelines, &graph, &options, &self.run_id, props).await
-    }
-
-    async fn record(
-        &self,
-        pipelines: serde_json::Value,
-        build: serde_json::Value,
-        error: Option<String>,
-    ) -> anyhow::Result<f64> {
-        let finished = chrono::Utc::now();
-        let seconds = (finished - self.started).num_milliseconds() as f64 / 1000.0;
-        let record = RunRecord {
-            run_id: self.run_id.clone(),
-            trigger: "manual".into(),
-            command: self.command.into(),
-            environment: self.env.name.clone(),
-            started_at: self.started,
-            finished_at: finished,
-            seconds,
-            pipelines,
-            build,
-            error,
-        };
-        record.save(&self.stores.warehouse).await.context("saving the run record")?;
-        Ok(seconds)
-    }
-
-    /// Records and prints the ingest; returns whether any file was rejected.
-    async fn finish_ingest(&self, result: crate::Result<Vec<PipelineReport>>, json: bool) -> anyhow::Result<bool> {
-        let pipelines = result.as_ref().map(|r| RunRecord::pipelines_json(r)).unwrap_or_default();
-        let seconds =
-            self.record(pipelines, serde_json::Value::Null, result.as_ref().err().map(|e| e.to_string())).await?;
-        let reports = result?;
-        if json {
-            println!("{}", serde_json::to_string_pretty(&reports)?);
-        } else {
-            print_summary(&self.run_id, &reports, seconds);
-        }
-        Ok(reports.iter().flat_map(|r| &r.files).any(|f| matches!(f.outcome, FileOutcome::Rejected(_))))
-    }
-
-    /// Records and prints the build; returns whether it succeeded.
-    async fn finish_build(
-        &self,
-        result: crate::Result<crate::transform::BuildReport>,
-        json: bool,
-    ) -> anyhow::Result<bool> {
-        let build = result.as_ref().map(|r| serde_json::to_value(r).unwrap_or_default()).unwrap_or_default();
-        self.record(serde_json::Value::Null, build, result.as_ref().err().map(|e| e.to_string())).await?;
-        let report = result?;
-        if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print_build(&report);
-        }
-        Ok(report.succeeded())
-    }
+    Ok(report.succeeded())
 }
 
 /// Prints a per-model table of a build, with failing tests and their sample rows.

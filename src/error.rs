@@ -79,6 +79,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Another run holds the warehouse lock.
+    #[error("the warehouse is locked by {holder} until {until}")]
+    Locked { holder: String, until: String },
+
     /// The run was asked to stop (signal) before it finished.
     #[error("run interrupted: {0}")]
     Interrupted(String),

@@ -13,6 +13,8 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod ingest;
+pub mod jobs;
+pub mod lock;
 pub mod logging;
 pub mod runs;
 pub mod schedule;

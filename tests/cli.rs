@@ -3,49 +3,8 @@
 
 mod common;
 
-use std::path::Path;
+use common::{alliance, workdir};
 use std::process::{Command, Output};
-
-fn alliance(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alliance"))
-        .current_dir(dir)
-        .args(["--config-dir", "config", "--pipelines-dir", "pipelines", "--env", "test"])
-        .args(args)
-        .env(common::TEST_KEY_ENV, common::TEST_KEY)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("alliance runs")
-}
-
-/// A working copy: the repository's pipelines and reference tables, a local test environment.
-fn workdir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(config.join("reference")).unwrap();
-    std::fs::write(
-        config.join("test.toml"),
-        format!(
-            "[storage]\nlanding = \"file://./landing\"\nwarehouse = \"file://./warehouse\"\n\n[pseudonymisation]\nkey_env = \"{}\"\n",
-            common::TEST_KEY_ENV
-        ),
-    )
-    .unwrap();
-    for entry in std::fs::read_dir(common::repo().join("config/reference")).unwrap().flatten() {
-        std::fs::copy(entry.path(), config.join("reference").join(entry.file_name())).unwrap();
-    }
-    copy_dir(&common::repo().join("pipelines"), &dir.path().join("pipelines"));
-    for layer in ["staging", "intermediate", "marts"] {
-        copy_dir(&common::repo().join("sql").join(layer), &dir.path().join("sql").join(layer));
-    }
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -23,6 +23,53 @@ pub struct Environment {
     /// Ingestion tuning.
     #[serde(default)]
     pub ingest: IngestSettings,
+    /// Locking, scheduling and retries.
+    #[serde(default)]
+    pub operations: OperationsSettings,
+}
+
+/// Locking, scheduling and retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsSettings {
+    /// Time to live of the warehouse lock in seconds, renewed while a run works (default 900).
+    #[serde(default = "OperationsSettings::default_lock_ttl_secs")]
+    pub lock_ttl_secs: u64,
+    /// How often `alliance schedule` looks for new landing files, in seconds (default 60).
+    #[serde(default = "OperationsSettings::default_poll_secs")]
+    pub poll_secs: u64,
+    /// Attempts of a scheduled run that failed on a transient object-store error (default 3).
+    #[serde(default = "OperationsSettings::default_run_attempts")]
+    pub run_attempts: u32,
+    /// First wait between attempts in seconds, doubled each time (default 5).
+    #[serde(default = "OperationsSettings::default_run_backoff_secs")]
+    pub run_backoff_secs: u64,
+}
+
+impl OperationsSettings {
+    fn default_lock_ttl_secs() -> u64 {
+        900
+    }
+    fn default_poll_secs() -> u64 {
+        60
+    }
+    fn default_run_attempts() -> u32 {
+        3
+    }
+    fn default_run_backoff_secs() -> u64 {
+        5
+    }
+}
+
+impl Default for OperationsSettings {
+    fn default() -> Self {
+        Self {
+            lock_ttl_secs: Self::default_lock_ttl_secs(),
+            poll_secs: Self::default_poll_secs(),
+            run_attempts: Self::default_run_attempts(),
+            run_backoff_secs: Self::default_run_backoff_secs(),
+        }
+    }
 }
 
 /// Object-store locations. URLs are `file://` (absolute, or relative to the working directory:

@@ -337,7 +337,7 @@ pub enum LoadMode {
 }
 
 /// Scheduling.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// Cron expression (`sec min hour day month weekday`, or the usual 5 fields), UTC.
@@ -346,6 +346,13 @@ pub struct ScheduleSpec {
     /// Run when a new or changed file appears in landing (default true).
     #[serde(default = "yes")]
     pub on_new_file: bool,
+}
+
+impl Default for ScheduleSpec {
+    /// No cron; runs when a new or changed file appears.
+    fn default() -> Self {
+        Self { cron: None, on_new_file: true }
+    }
 }
 
 impl Pipeline {
@@ -572,6 +579,14 @@ mod tests {
         assert_eq!(parse_cell_ref("AA10"), Some((9, 26)));
         assert_eq!(parse_cell_ref("A0"), None);
         assert_eq!(parse_cell_ref("1A"), None);
+    }
+
+    #[test]
+    fn a_pipeline_without_a_schedule_section_watches_for_new_files() {
+        let text =
+            "[source]\nglob='x/*.csv'\nformat='csv'\n[load]\nmode='append'\n[[columns]]\nname='a'\ntype='string'\n";
+        let p: Pipeline = toml::from_str(text).unwrap();
+        assert!(p.schedule.on_new_file && p.schedule.cron.is_none());
     }
 
     #[test]

@@ -81,8 +81,8 @@ impl PipelineReport {
 /// Options of `alliance ingest`.
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
-    /// Only this pipeline.
-    pub pipeline: Option<String>,
+    /// Only these pipelines (all when empty).
+    pub pipelines: Vec<String>,
     /// Re-ingest files even when unchanged.
     pub force: bool,
 }
@@ -101,16 +101,15 @@ impl Ingestor {
 
     /// Runs the selected pipelines in order.
     pub async fn run(&self, pipelines: &[Pipeline], options: &IngestOptions) -> Result<Vec<PipelineReport>> {
-        let selected: Vec<&Pipeline> = match &options.pipeline {
-            Some(name) => {
-                let p = pipelines.iter().find(|p| &p.name == name).ok_or_else(|| {
-                    let known: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
-                    Error::config("pipelines", format!("no pipeline named '{name}' (known: {})", known.join(", ")))
-                })?;
-                vec![p]
-            }
-            None => pipelines.iter().collect(),
-        };
+        let known: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
+        if let Some(unknown) = options.pipelines.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(Error::config(
+                "pipelines",
+                format!("no pipeline named '{unknown}' (known: {})", known.join(", ")),
+            ));
+        }
+        let selected: Vec<&Pipeline> =
+            pipelines.iter().filter(|p| options.pipelines.is_empty() || options.pipelines.contains(&p.name)).collect();
         let mut reports = Vec::with_capacity(selected.len());
         for p in selected {
             let span = info_span!("pipeline", pipeline = %p.name);
@@ -120,21 +119,7 @@ impl Ingestor {
     }
 
     async fn run_pipeline(&self, p: &Pipeline, force: bool) -> Result<PipelineReport> {
-        let matcher = globset::GlobBuilder::new(&p.source.glob)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| Error::config(&p.file, e.to_string()))?
-            .compile_matcher();
-        let prefix: String = literal_prefix(&p.source.glob);
-        let mut candidates: Vec<ObjectMeta> = self
-            .stores
-            .landing
-            .list(&prefix)
-            .await?
-            .into_iter()
-            .filter(|m| matcher.is_match(m.location.as_ref()))
-            .collect();
-        candidates.sort_by(|a, b| (a.last_modified, a.location.as_ref()).cmp(&(b.last_modified, b.location.as_ref())));
+        let candidates = landing_files(&self.stores.landing, p).await?;
         let mut manifest = Manifest::load(&self.stores.warehouse, &p.name).await?;
         let pseudonymiser = if p.columns.iter().any(|c| c.kind == ColumnType::NhsNumber) {
             Some(Arc::new(nhs::Pseudonymiser::new(&self.env.pseudonymisation_key()?)))
@@ -433,6 +418,43 @@ pub fn pipeline_fingerprint(p: &Pipeline) -> String {
     hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
     hasher.update(&definition);
     hex::encode(hasher.finalize())
+}
+
+/// The landing objects matching a pipeline's glob, oldest first.
+pub async fn landing_files(landing: &crate::storage::Store, p: &Pipeline) -> Result<Vec<ObjectMeta>> {
+    let matcher = globset::GlobBuilder::new(&p.source.glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| Error::config(&p.file, e.to_string()))?
+        .compile_matcher();
+    let mut candidates: Vec<ObjectMeta> = landing
+        .list(&literal_prefix(&p.source.glob))
+        .await?
+        .into_iter()
+        .filter(|m| matcher.is_match(m.location.as_ref()))
+        .collect();
+    candidates.sort_by(|a, b| (a.last_modified, a.location.as_ref()).cmp(&(b.last_modified, b.location.as_ref())));
+    Ok(candidates)
+}
+
+/// Landing files of a pipeline that are new or changed since the manifest saw them (size and
+/// ETag only: nothing is read), or all of them if the pipeline definition changed.
+pub async fn pending_files(stores: &Stores, p: &Pipeline) -> Result<Vec<String>> {
+    let manifest = Manifest::load(&stores.warehouse, &p.name).await?;
+    let changed_definition = !manifest.files.is_empty()
+        && manifest.pipeline_fingerprint.as_deref() != Some(pipeline_fingerprint(p).as_str());
+    Ok(landing_files(&stores.landing, p)
+        .await?
+        .into_iter()
+        .filter(|m| {
+            changed_definition
+                || manifest
+                    .files
+                    .get(m.location.as_ref())
+                    .is_none_or(|r| r.size != m.size || r.e_tag.is_none() || r.e_tag != m.e_tag)
+        })
+        .map(|m| m.location.to_string())
+        .collect())
 }
 
 /// SHA-256 of bytes, lower-case hex.

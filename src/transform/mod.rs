@@ -142,6 +142,11 @@ pub async fn build(
 ) -> Result<BuildReport> {
     let selected: BTreeSet<String> =
         graph.select(options.select.as_deref())?.into_iter().map(|m| m.name.clone()).collect();
+    // Staged marts left by a run that was killed before it published or discarded them.
+    for leftover in warehouse.list("marts/_staging/").await? {
+        warn!(object = %leftover.location, "removing a staged mart left by an interrupted run");
+        warehouse.delete(leftover.location.as_ref()).await?;
+    }
     let ctx = session::session(warehouse, pipelines).await?;
     let fingerprints = state::model_fingerprints(graph, &state::source_fingerprints(warehouse, pipelines).await?);
     let mut failed: BTreeSet<String> = BTreeSet::new();
@@ -331,6 +336,11 @@ async fn run_model(
             Some(rows)
         }
         Layer::Mart => {
+            // A fixed row order (every column, ascending): the same inputs give the same file and
+            // the same disclosure decisions, whatever order parallel execution produced.
+            let order: Vec<_> =
+                df.schema().columns().into_iter().map(|c| datafusion::prelude::col(c).sort(true, true)).collect();
+            let df = df.sort(order).map_err(Error::datafusion(context("ordering")))?;
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
             let batches: Vec<RecordBatch> = df.collect().await.map_err(Error::datafusion(context("running")))?;
             let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);

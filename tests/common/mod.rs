@@ -102,7 +102,7 @@ impl Workspace {
         force: bool,
     ) -> alliance_warehouse::Result<Vec<PipelineReport>> {
         let ingestor = Ingestor::new(self.env.clone(), self.stores.clone(), alliance_warehouse::runs::new_run_id());
-        ingestor.run(pipelines, &IngestOptions { pipeline: None, force }).await
+        ingestor.run(pipelines, &IngestOptions { pipelines: vec![], force }).await
     }
 
     /// Every Parquet object under a warehouse prefix, with its batches.
@@ -155,4 +155,52 @@ pub fn text(b: &RecordBatch, column: &str, row: usize) -> Option<String> {
     let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
     let col = col.as_string::<i32>();
     (!col.is_null(row)).then(|| col.value(row).to_string())
+}
+
+/// Runs the `alliance` binary in `dir` against its `config/test.toml` with the test key.
+pub fn alliance(dir: &Path, args: &[&str]) -> std::process::Output {
+    alliance_command(dir, args).output().expect("alliance runs")
+}
+
+/// The `alliance` command, ready to spawn.
+pub fn alliance_command(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_alliance"));
+    command
+        .current_dir(dir)
+        .args(["--config-dir", "config", "--pipelines-dir", "pipelines", "--env", "test"])
+        .args(args)
+        .env(TEST_KEY_ENV, TEST_KEY)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// A working copy: the repository's pipelines, SQL and reference tables, and a local test
+/// environment with its landing and warehouse inside.
+pub fn workdir() -> TempDir {
+    workdir_with("[storage]\nlanding = \"file://./landing\"\nwarehouse = \"file://./warehouse\"\n")
+}
+
+/// A working copy with the given storage settings.
+pub fn workdir_with(storage_toml: &str) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("reference")).unwrap();
+    std::fs::write(
+        config.join("test.toml"),
+        format!("{storage_toml}\n[pseudonymisation]\nkey_env = \"{TEST_KEY_ENV}\"\n\n[operations]\npoll_secs = 1\nrun_backoff_secs = 1\nrun_attempts = 2\n"),
+    )
+    .unwrap();
+    copy_dir(&repo().join("config/reference"), &config.join("reference"));
+    copy_dir(&repo().join("pipelines"), &dir.path().join("pipelines"));
+    for layer in ["staging", "intermediate", "marts"] {
+        copy_dir(&repo().join("sql").join(layer), &dir.path().join("sql").join(layer));
+    }
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
