@@ -21,7 +21,7 @@ ALLIANCE_PSEUDO_KEY := $(shell mkdir -p .local && { test -s .local/pseudo.key ||
 endif
 export ALLIANCE_PSEUDO_KEY
 
-.PHONY: help build demo seed generate ingest marts run query validate test lint fmt bench tools clean-data clean
+.PHONY: help build demo seed generate ingest marts run query status schedule validate test lint fmt bench tools clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,13 +58,20 @@ run: build ## The whole job: ingest new files, then build and publish the marts
 query: build ## SQL over the marts and staging tables: make query SQL="select ..."
 	$(ALLIANCE) query "$(SQL)"
 
-validate: build ## Check every pipeline file and the environment without running anything
+status: build ## Last runs, the warehouse lock, waiting landing files and when each pipeline is due
+	$(ALLIANCE) status
+
+schedule: build ## Run pipelines on their cron schedules and when new files land, until Ctrl-C/SIGTERM
+	$(ALLIANCE) schedule
+
+validate: build ## Check every pipeline file, SQL model and data test and the environment without running anything
 	$(ALLIANCE) validate
 
-tools: ## Install what the tests need (an S3-compatible server) if missing
+tools: ## Install what the tests need if missing: an S3-compatible server and the Azure emulator
 	@command -v s3s-fs >/dev/null 2>&1 || $(CARGO) install s3s-fs --version 0.14.1 --features binary --locked
+	@command -v azurite-blob >/dev/null 2>&1 || npm install --global --no-audit --no-fund azurite@3
 
-test: tools ## Run every test: unit, integration (real CWT files, S3 round trip), CLI
+test: tools ## Run every test: unit, integration (real CWT files, PHE methods, marts, S3, Azurite, crashes), CLI
 	$(CARGO) test --all-targets
 
 lint: ## rustfmt and clippy, warnings as errors

@@ -25,6 +25,22 @@ impl S3Server {
             std::fs::create_dir_all(root.path().join(bucket)).unwrap();
         }
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Self::spawn(root.path(), port, access_key, secret_key);
+        Self { child, port, root }
+    }
+
+    /// Stops the server (as a crash would).
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and data.
+    fn restart(&mut self, access_key: &str, secret_key: &str) {
+        self.child = Self::spawn(self.root.path(), self.port, access_key, secret_key);
+    }
+
+    fn spawn(root: &std::path::Path, port: u16, access_key: &str, secret_key: &str) -> Child {
         let child = Command::new("s3s-fs")
             .args([
                 "--host",
@@ -36,7 +52,7 @@ impl S3Server {
                 "--secret-key",
                 secret_key,
             ])
-            .arg(root.path())
+            .arg(root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -46,7 +62,7 @@ impl S3Server {
             assert!(Instant::now() < deadline, "s3s-fs did not start listening on 127.0.0.1:{port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, port, root }
+        child
     }
 }
 
@@ -144,4 +160,82 @@ timeout_secs = 5
     let message = format!("{err} {err:?}");
     assert!(message.contains("list") && message.contains("s3://landing"), "{message}");
     assert!(!message.contains("wrong-secret-do-not-print"), "the secret must not appear in errors");
+}
+
+/// Published marts on the server's disk: name → bytes (each checked to be complete Parquet).
+fn published(server: &S3Server) -> Vec<(String, Vec<u8>)> {
+    let dir = server.root.path().join("warehouse/marts");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    out.sort();
+    for (name, bytes) in &out {
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
+                .unwrap_or_else(|e| panic!("{name} is not complete Parquet: {e}"));
+        for batch in reader.build().unwrap() {
+            batch.unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_server_stopping_mid_run_fails_cleanly_retries_and_damages_nothing() {
+    let (key, secret) = ("ops-key", "ops-secret-0123456789");
+    let mut server = S3Server::start(key, secret);
+    let dir = common::workdir_with(
+        "[storage]\nlanding = \"file://./landing\"\nwarehouse = \"s3://warehouse\"\n\n[storage.options]\n\
+         endpoint = \"env:ALLIANCE_TEST_S3_ENDPOINT\"\nregion = \"us-east-1\"\nallow_http = \"true\"\n\n\
+         [storage.retry]\nmax_retries = 1\ninitial_backoff_ms = 50\ntimeout_secs = 3\n",
+    );
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    let command = |args: &[&str]| {
+        let mut c = common::alliance_command(dir.path(), args);
+        c.env("ALLIANCE_TEST_S3_ENDPOINT", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret);
+        c
+    };
+    let run = |args: &[&str]| {
+        let out = command(args).output().unwrap();
+        assert!(out.status.success(), "alliance {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["seed", "--from", shared().to_str().unwrap()]);
+    run(&["generate", "--rows", "4000", "--months", "2"]);
+    run(&["run"]);
+    let before = published(&server);
+    assert_eq!(before.len(), 9);
+
+    // New extracts; the server dies while the run works.
+    run(&["generate", "--rows", "20000", "--start", "2024-03", "--months", "2", "--seed", "5"]);
+    let child = command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    server.stop();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a run without its store fails");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("127.0.0.1") || message.contains("s3://warehouse"),
+        "the error names the store: {message}"
+    );
+    assert!(!message.contains(secret), "no secret in the output");
+
+    // The scheduler retries with backoff, then records the failure and carries on.
+    let out = command(&["schedule", "--once"]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("retrying") && (log.contains("run failed") || log.contains("could not start")), "{log}");
+
+    // Back up: nothing published was damaged, and the next run converges.
+    server.restart(key, secret);
+    let after_failure = published(&server);
+    assert_eq!(after_failure, before, "a failed run publishes nothing");
+    run(&["run"]);
+    let converged = published(&server);
+    assert_eq!(converged.len(), 9);
+    assert_ne!(converged, before, "the new extracts reached the marts");
 }

@@ -137,12 +137,16 @@ impl Ingestor {
         let force = force || definition_changed;
         info!(files = candidates.len(), "pipeline start");
         let mut files = Vec::with_capacity(candidates.len());
+        let bar = crate::logging::progress(candidates.len() as u64, &p.name);
         for meta in candidates {
             let path = meta.location.to_string();
+            bar.set_message(path.clone());
             let span = info_span!("file", file = %path);
             let report = self.file(p, &meta, &mut manifest, force, pseudonymiser.clone()).instrument(span).await?;
             files.push(report);
+            bar.inc(1);
         }
+        bar.finish_and_clear();
         if manifest.pipeline_fingerprint.as_deref() != Some(fingerprint.as_str()) {
             manifest.pipeline_fingerprint = Some(fingerprint);
             manifest.save(&self.stores.warehouse).await?;

@@ -97,6 +97,13 @@ pub async fn serve(ctx: JobContext, once: bool) -> Result<()> {
         let by_cron: BTreeSet<String> = due.iter().filter(|(_, t)| **t <= now).map(|(p, _)| p.clone()).collect();
         let by_file = match pipelines_with_new_files(&ctx).await {
             Ok(p) => p,
+            // The store did not answer: run the watching pipelines, whose run retries with
+            // backoff and records a clean failure if the store stays away (and finds nothing to
+            // do once it is back).
+            Err(e) if e.is_transient() => {
+                warn!(error = %e, "could not look for new landing files; running to find out");
+                ctx.pipelines.iter().filter(|p| p.schedule.on_new_file).map(|p| p.name.clone()).collect()
+            }
             Err(e) => {
                 warn!(error = %e, "could not look for new landing files");
                 BTreeSet::new()

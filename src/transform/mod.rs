@@ -152,6 +152,7 @@ pub async fn build(
     let mut failed: BTreeSet<String> = BTreeSet::new();
     let mut reports = Vec::new();
     let mut sources = BTreeSet::new();
+    let bar = crate::logging::progress(selected.len() as u64, "models");
     for m in &graph.models {
         let needed_downstream =
             graph.models.iter().any(|d| selected.contains(&d.name) && depends_on(graph, &d.name, &m.name));
@@ -162,6 +163,8 @@ pub async fn build(
             continue;
         }
         sources.extend(graph.sources[&m.name].iter().cloned());
+        bar.set_message(m.name.clone());
+        bar.inc(1);
         let started = Instant::now();
         let mut report = ModelReport {
             model: m.name.clone(),
@@ -229,6 +232,7 @@ pub async fn build(
         info!(model = %m.name, status = ?report.status, rows = report.rows, seconds = report.seconds, "model done");
         reports.push(report);
     }
+    bar.finish_and_clear();
     let mut inputs = Vec::new();
     for p in pipelines.iter().filter(|p| sources.contains(&p.table)) {
         let manifest = Manifest::load(warehouse, &p.name).await?;
