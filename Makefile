@@ -67,9 +67,10 @@ schedule: build ## Run pipelines on their cron schedules and when new files land
 validate: build ## Check every pipeline file, SQL model and data test and the environment without running anything
 	$(ALLIANCE) validate
 
-tools: ## Install what the tests need if missing: an S3-compatible server and the Azure emulator
+tools: ## Install what the tests need if missing: S3 server, Azure emulator, DuckDB and pyarrow
 	@command -v s3s-fs >/dev/null 2>&1 || $(CARGO) install s3s-fs --version 0.14.1 --features binary --locked
 	@command -v azurite-blob >/dev/null 2>&1 || npm install --global --no-audit --no-fund azurite@3
+	@python3 -c "import duckdb, pyarrow" 2>/dev/null || python3 -m pip install --quiet duckdb pyarrow
 
 test: tools ## Run every test: unit, integration (real CWT files, PHE methods, marts, S3, Azurite, crashes), CLI
 	$(CARGO) test --all-targets

@@ -55,11 +55,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run SQL over the staging tables and the published marts; prints a table.
+    /// Run SQL over the marts, models, staging tables and the run history (`runs`).
     Query {
         /// The query.
         sql: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::query::OutputFormat,
+        /// Write the result to this file instead of stdout (required for parquet).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
+    /// An interactive SQL shell over the same tables, with history and tab completion.
+    Shell,
     /// Show the last runs, the lock, pending landing files and when each pipeline is due.
     Status {
         /// How many recent runs to show.
@@ -122,7 +130,12 @@ pub fn main() -> ExitCode {
             let config = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<Error>(),
-                    Some(Error::Config { .. } | Error::MissingSecret { .. } | Error::StorageUrl { .. })
+                    Some(
+                        Error::Config { .. }
+                            | Error::MissingSecret { .. }
+                            | Error::StorageUrl { .. }
+                            | Error::Query { .. }
+                    )
                 )
             });
             let locked = e.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Locked { .. })));
@@ -193,17 +206,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::schedule::serve(ctx, *once).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Query { sql } => {
-            let stores = Stores::open(&env.storage)?;
-            let pipelines = load_pipelines(&cli.pipelines_dir)?;
-            let ctx = crate::transform::session::session(&stores.warehouse, &pipelines).await?;
-            let graph = crate::transform::load_graph(&cli.sql_dir, &pipelines)?;
-            crate::transform::attach_built(&ctx, &stores.warehouse, &graph).await?;
-            let history = crate::schedule::status::runs(&stores.warehouse).await?;
-            let runs = crate::schedule::status::runs_batch(&history)?;
-            crate::transform::session::register_memory(&ctx, "runs", runs.schema(), vec![runs])?;
-            let batches = ctx.sql(sql).await?.collect().await?;
-            println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&batches)?);
+        Command::Query { sql, format, output } => {
+            if *format == crate::query::OutputFormat::Parquet && output.is_none() {
+                anyhow::bail!(Error::config("--format parquet", "needs --output FILE"));
+            }
+            let session = crate::query::session(&job_context(&cli, &env)?).await?;
+            let batches = crate::query::run(&session, sql).await?;
+            let bytes = crate::query::render(&batches, *format)?;
+            match output {
+                Some(path) => std::fs::write(path, bytes).map_err(Error::io(path))?,
+                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shell => {
+            let session = crate::query::session(&job_context(&cli, &env)?).await?;
+            crate::shell::run_shell(session).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(args) => {

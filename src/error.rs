@@ -79,6 +79,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An analyst's query failed; the reason shows where in the SQL.
+    #[error("query failed: {reason}")]
+    Query { reason: String },
+
     /// Another run holds the warehouse lock.
     #[error("the warehouse is locked by {holder} until {until}")]
     Locked { holder: String, until: String },
