@@ -21,7 +21,7 @@ ALLIANCE_PSEUDO_KEY := $(shell mkdir -p .local && { test -s .local/pseudo.key ||
 endif
 export ALLIANCE_PSEUDO_KEY
 
-.PHONY: help build demo seed generate ingest marts run query status schedule validate test lint fmt bench tools clean-data clean
+.PHONY: docs report help build demo seed generate ingest marts run query status schedule validate test lint fmt bench tools clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,13 +64,20 @@ status: build ## Last runs, the warehouse lock, waiting landing files and when e
 schedule: build ## Run pipelines on their cron schedules and when new files land, until Ctrl-C/SIGTERM
 	$(ALLIANCE) schedule
 
+docs: build ## Write the catalogue of pipelines, models and marts to site/catalogue.html
+	$(ALLIANCE) docs --out site/catalogue.html
+
+report: build ## Write the working group's report (charts from the marts) to site/report.html
+	$(ALLIANCE) report --out site/report.html
+
 validate: build ## Check every pipeline file, SQL model and data test and the environment without running anything
 	$(ALLIANCE) validate
 
-tools: ## Install what the tests need if missing: S3 server, Azure emulator, DuckDB and pyarrow
+tools: ## Install what the tests need if missing: S3 server, Azure emulator, DuckDB, pyarrow, Chromium
 	@command -v s3s-fs >/dev/null 2>&1 || $(CARGO) install s3s-fs --version 0.14.1 --features binary --locked
 	@command -v azurite-blob >/dev/null 2>&1 || npm install --global --no-audit --no-fund azurite@3
 	@python3 -c "import duckdb, pyarrow" 2>/dev/null || python3 -m pip install --quiet duckdb pyarrow
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 test: tools ## Run every test: unit, integration (real CWT files, PHE methods, marts, S3, Azurite, crashes), CLI
 	$(CARGO) test --all-targets

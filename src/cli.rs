@@ -68,6 +68,18 @@ pub enum Command {
     },
     /// An interactive SQL shell over the same tables, with history and tab completion.
     Shell,
+    /// Write the catalogue (pipelines, models, marts, columns, tests, lineage, last runs) as HTML.
+    Docs {
+        /// Output file.
+        #[arg(long, default_value = "site/catalogue.html")]
+        out: PathBuf,
+    },
+    /// Write the working group's report (charts from the published marts) as HTML.
+    Report {
+        /// Output file.
+        #[arg(long, default_value = "site/report.html")]
+        out: PathBuf,
+    },
     /// Show the last runs, the lock, pending landing files and when each pipeline is due.
     Status {
         /// How many recent runs to show.
@@ -224,6 +236,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::shell::run_shell(session).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Docs { out } => {
+            let ctx = job_context(&cli, &env)?;
+            let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
+            let session = crate::query::session(&ctx).await?;
+            write_page(out, &crate::pages::catalogue::catalogue(&ctx, &graph, &session).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { out } => {
+            let session = crate::query::session(&job_context(&cli, &env)?).await?;
+            write_page(out, &crate::pages::report::report(&session).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Generate(args) => {
             let stores = Stores::open(&env.storage)?;
             let summary = crate::generate::run(args, &stores.landing).await?;
@@ -238,6 +262,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn write_page(out: &std::path::Path, html: &str) -> anyhow::Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    }
+    std::fs::write(out, html).map_err(Error::io(out))?;
+    println!("wrote {}", out.display());
+    Ok(())
 }
 
 fn job_context(cli: &Cli, env: &Environment) -> anyhow::Result<JobContext> {

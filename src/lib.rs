@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod lock;
 pub mod logging;
+pub mod pages;
 pub mod query;
 pub mod runs;
 pub mod schedule;
