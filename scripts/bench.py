@@ -1,7 +1,14 @@
-"""Benchmark: one generated Royal Free pathway CSV, typed and written as zstd Parquet by
-alliance (the real `ingest` path: contract, NHS-number pseudonymisation, quarantine, manifest),
-by DuckDB and by Polars, in the same run on the same file. Wall time and peak RSS are measured per
-process with wait4(2)."""
+"""Benchmark, end to end, in one run on one machine:
+
+1. generate: a Royal Free pathway CSV of BENCH_ROWS rows (default 20 million, ~2.7 GB);
+2. ingest: typed CSV -> zstd Parquet by alliance (the real path: contract, NHS-number
+   pseudonymisation, quarantine, manifest), by DuckDB and by Polars on the same file;
+3. marts: the pathway models (stg_trust_pathways -> int_pathways -> waits by group, early
+   diagnosis, backlog, independent sector, activity recovery) by alliance build and by DuckDB
+   running the same SQL files over the same staging Parquet (Wilson intervals as DuckDB macros);
+4. no-op: `alliance run` again on unchanged landing files.
+
+Wall time and peak RSS are measured per process with wait4(2); ratios are against alliance."""
 
 import os
 import shutil
@@ -15,6 +22,8 @@ LANDING = os.path.join(ROOT, "landing")
 CSV = os.path.join(LANDING, "trusts/RAL/RAL_cancer_pathways_2024-01.csv")
 ALLIANCE = ["target/release/alliance", "--env", "bench"]
 DATE_COLS = ["Referral Date", "First Seen Date", "FDS Date", "DTT Date", "Treatment Date"]
+MARTS = ["mart_waits_by_group", "mart_early_diagnosis", "mart_backlog", "mart_independent_sector", "mart_activity_recovery"]
+SELECT = ",".join("+" + m for m in MARTS)
 
 
 def run(name, argv, env=None):
@@ -48,6 +57,42 @@ lf = lf.with_columns([pl.col(c).str.to_date('%d/%m/%Y', strict=False) for c in {
 lf.sink_parquet('{ROOT}/polars.parquet', compression='zstd')
 """
 
+WILSON = """CREATE MACRO wilson_{side}(x, n) AS CASE WHEN n > 0 THEN CASE WHEN x = {edge} THEN {bound} ELSE
+    {clamp}({limit}, (2*x + 3.841458820694124 {sign} 1.959963984540054*sqrt(3.841458820694124 + 4*x*(1 - x/n)))
+    / (2*(n + 3.841458820694124))) END END"""
+
+DUCKDB_MARTS = f"""
+import duckdb, pathlib
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+wh = '{ROOT}/warehouse'
+def staging(name):
+    return "read_parquet('" + wh + "/staging/" + name + "/*/*.parquet')"
+con.execute("CREATE VIEW trust_pathways_ral AS SELECT * FROM " + staging('trust_pathways_ral'))
+for t in ['r1h', 'rqx', 'rrv']:
+    con.execute("CREATE VIEW trust_pathways_" + t + " AS SELECT * FROM trust_pathways_ral LIMIT 0")
+for ref in ['ref_lsoa_imd', 'ref_org_successors', 'ref_independent_sector']:
+    con.execute("CREATE TABLE " + ref + " AS SELECT * FROM " + staging(ref))
+con.execute({WILSON.format(side='lower', edge='0', bound='0.0', clamp='greatest', limit='0.0', sign='-')!r})
+con.execute({WILSON.format(side='upper', edge='n', bound='1.0', clamp='least', limit='1.0', sign='+')!r})
+sql = pathlib.Path('sql')
+con.execute("CREATE VIEW stg_trust_pathways AS " + (sql / 'staging/stg_trust_pathways.sql').read_text())
+con.execute("CREATE TABLE int_pathways AS " + (sql / 'intermediate/int_pathways.sql').read_text())
+out = pathlib.Path('{ROOT}/duckdb_marts')
+out.mkdir(exist_ok=True)
+for m in {MARTS!r}:
+    con.execute("CREATE TABLE " + m + " AS " + (sql / ('marts/' + m + '.sql')).read_text())
+    con.execute("COPY " + m + " TO '" + str(out / (m + '.parquet')) + "' (FORMAT parquet, COMPRESSION zstd)")
+"""
+
+
+def table(title, results, rows, size_mb):
+    base = results[0][1]
+    print(f"\n{title}")
+    print(f"{'job':<34}{'wall s':>9}{'rows/s':>14}{'MB/s':>9}{'peak RSS MiB':>14}{'x alliance':>12}")
+    for name, secs, rss in results:
+        print(f"{name:<34}{secs:>9.2f}{rows / secs:>14,.0f}{size_mb / secs:>9.1f}{rss:>14.0f}{secs / base:>12.2f}")
+
 
 def main():
     os.makedirs(ROOT, exist_ok=True)
@@ -58,22 +103,28 @@ def main():
         print(f"generating {ROWS:,} rows ...", flush=True)
         secs, _ = run("generate", ALLIANCE + ["generate", "--rows", str(ROWS), "--months", "1", "--trusts", "RAL", "--no-screening"])
         print(f"  generated in {secs:.1f} s")
+    run("seed", ALLIANCE + ["seed", "--from", os.environ.get("SHARED", "../shared/data")])
     rows = sum(1 for _ in open(CSV, "rb")) - 1
     size_mb = os.path.getsize(CSV) / 1e6
     print(f"input: {CSV} — {rows:,} rows, {size_mb:,.0f} MB")
     shutil.rmtree(os.path.join(ROOT, "warehouse"), ignore_errors=True)
-    results = []
-    results.append(("alliance ingest",) + run("alliance", ALLIANCE + ["ingest", "--pipeline", "trust_pathways_ral"]))
-    noop = run("alliance no-op", ALLIANCE + ["ingest", "--pipeline", "trust_pathways_ral"])
-    results.append(("duckdb (2 threads)",) + run("duckdb", [sys.executable, "-c", DUCKDB]))
-    results.append(("polars",) + run("polars", [sys.executable, "-c", POLARS], env=dict(os.environ, POLARS_MAX_THREADS="2")))
-    base = results[0][1]
-    print(f"\n{'job':<22}{'wall s':>9}{'rows/s':>14}{'MB/s':>9}{'peak RSS MiB':>14}{'× alliance':>12}")
-    for name, secs, rss in results:
-        print(f"{name:<22}{secs:>9.2f}{rows / secs:>14,.0f}{size_mb / secs:>9.1f}{rss:>14.0f}{secs / base:>12.2f}")
-    print(f"\nno-op re-run (unchanged file): {noop[0]:.2f} s")
-    out = [f for f in os.listdir(os.path.join(ROOT, "warehouse/staging/trust_pathways_ral")) if f]
-    print(f"alliance staging months: {out}")
+
+    ingest = [("alliance ingest",) + run("alliance", ALLIANCE + ["ingest", "--pipeline", "trust_pathways_ral"])]
+    ingest.append(("duckdb (2 threads)",) + run("duckdb", [sys.executable, "-c", DUCKDB]))
+    ingest.append(("polars",) + run("polars", [sys.executable, "-c", POLARS], env=dict(os.environ, POLARS_MAX_THREADS="2")))
+    table("1. ingest: typed CSV -> zstd Parquet", ingest, rows, size_mb)
+
+    run("reference data", ALLIANCE + ["ingest"])
+    marts = [("alliance build (pathway marts)",) + run("alliance build", ALLIANCE + ["build", "--force", "--select", SELECT])]
+    marts.append(("duckdb, same SQL (2 threads)",) + run("duckdb marts", [sys.executable, "-c", DUCKDB_MARTS]))
+    table("2. marts: int_pathways + 5 pathway marts from staging Parquet", marts, rows, size_mb)
+
+    run("alliance first run", ALLIANCE + ["run"])
+    noop, _ = run("alliance no-op", ALLIANCE + ["run"])
+    print(f"\n3. no-op re-run (`alliance run`, nothing new): {noop:.2f} s")
+    e2e = ingest[0][1] + marts[0][1]
+    duck = ingest[1][1] + marts[1][1]
+    print(f"\nend to end (ingest + marts): alliance {e2e:.1f} s, duckdb {duck:.1f} s, duckdb/alliance {duck / e2e:.2f}")
 
 
 if __name__ == "__main__":

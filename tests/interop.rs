@@ -4,13 +4,7 @@
 
 mod common;
 
-use common::{alliance, workdir};
-
-fn ok(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = alliance(dir, args);
-    assert!(out.status.success(), "alliance {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{alliance, alliance_ok as ok, workdir};
 
 #[test]
 fn every_mart_reads_the_same_in_duckdb_pyarrow_and_alliance() {

@@ -4,17 +4,8 @@
 
 mod common;
 
-use alliance_warehouse::config::Pipeline;
 use alliance_warehouse::ingest::FileOutcome;
-use common::Workspace;
-
-fn pipeline(ws: &Workspace, name: &str, toml: &str) -> Pipeline {
-    let dir = ws.dir.path().join("pipelines");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, toml).unwrap();
-    Pipeline::load(&path).expect("test pipeline is valid")
-}
+use common::{pipeline, Workspace};
 
 const CONTRACT: &str = r#"
 [load]

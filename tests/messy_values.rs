@@ -3,21 +3,11 @@
 
 mod common;
 
-use alliance_warehouse::config::Pipeline;
 use alliance_warehouse::ingest::dates::days_from_civil;
 use alliance_warehouse::ingest::FileOutcome;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
-use common::{text, Workspace};
-
-/// A pipeline from TOML text, loaded and validated as a file in `pipelines/` would be.
-pub fn pipeline(ws: &Workspace, name: &str, toml: &str) -> Pipeline {
-    let dir = ws.dir.path().join("pipelines");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, toml).unwrap();
-    Pipeline::load(&path).expect("test pipeline is valid")
-}
+use common::{pipeline, text, Workspace};
 
 const MESSY: &str = r#"
 [source]

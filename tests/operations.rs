@@ -4,16 +4,10 @@
 
 mod common;
 
-use common::{alliance, alliance_command, workdir};
+use common::{alliance, alliance_command, alliance_ok as ok, workdir};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = alliance(dir, args);
-    assert!(out.status.success(), "alliance {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn seed_and_generate(dir: &Path, rows: &str, start: &str, months: &str) {
     let shared = common::shared();

@@ -4,15 +4,9 @@
 
 mod common;
 
-use common::{alliance, workdir};
+use common::{alliance_ok as ok, workdir};
 use std::path::Path;
 use std::process::Command;
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = alliance(dir, args);
-    assert!(out.status.success(), "alliance {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Chromium, headless, with the flags this closed network needs.
 fn chromium(profile: &Path, args: &[&str], page: &Path) -> std::process::Output {

@@ -82,17 +82,7 @@ pub fn line_chart(
             escape(label)
         );
     }
-    for r in references {
-        let y = y_of(r.value, lo, hi);
-        let _ = write!(
-            out,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#231f20" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#231f20">{}</text>"##,
-            W - RIGHT,
-            LEFT + 4.0,
-            y - 4.0,
-            escape(&r.label)
-        );
-    }
+    reference_lines(&mut out, references, lo, hi);
     for (k, s) in series.iter().enumerate() {
         let colour = PALETTE[k % PALETTE.len()];
         let mut path = String::new();
@@ -192,19 +182,24 @@ pub fn bar_chart(title: &str, bars: &[Bar], references: &[Reference]) -> String 
             }
         }
     }
+    reference_lines(&mut out, references, lo, hi);
+    out.push_str("</svg></figure>");
+    out
+}
+
+/// Dashed horizontal lines across the plot, labelled just above their left end.
+fn reference_lines(out: &mut String, references: &[Reference], lo: f64, hi: f64) {
     for r in references {
         let y = y_of(r.value, lo, hi);
         let _ = write!(
             out,
             r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#231f20" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#231f20">{}</text>"##,
             W - RIGHT,
-            W - RIGHT + 6.0,
-            y + 4.0,
+            LEFT + 4.0,
+            y - 4.0,
             escape(&r.label)
         );
     }
-    out.push_str("</svg></figure>");
-    out
 }
 
 #[cfg(test)]

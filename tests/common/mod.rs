@@ -204,3 +204,20 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+/// A pipeline from TOML text, written to `<tmp>/pipelines/<name>.toml` and loaded and validated
+/// as a file in `pipelines/` would be.
+pub fn pipeline(ws: &Workspace, name: &str, toml: &str) -> Pipeline {
+    let dir = ws.dir.path().join("pipelines");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    Pipeline::load(&path).expect("test pipeline is valid")
+}
+
+/// Runs `alliance` and insists it succeeds; returns its standard output.
+pub fn alliance_ok(dir: &Path, args: &[&str]) -> String {
+    let out = alliance(dir, args);
+    assert!(out.status.success(), "alliance {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
