@@ -21,7 +21,7 @@ ALLIANCE_PSEUDO_KEY := $(shell mkdir -p .local && { test -s .local/pseudo.key ||
 endif
 export ALLIANCE_PSEUDO_KEY
 
-.PHONY: docs report help build demo seed generate ingest marts run query status schedule validate test lint fmt bench tools clean-data clean
+.PHONY: shell docs report help build demo seed generate ingest marts run query status schedule validate test lint fmt bench tools clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ status: build ## Last runs, the warehouse lock, waiting landing files and when e
 
 schedule: build ## Run pipelines on their cron schedules and when new files land, until Ctrl-C/SIGTERM
 	$(ALLIANCE) schedule
+
+shell: build ## An interactive SQL shell over the marts (history, tab completion, .tables, .schema)
+	$(ALLIANCE) shell
 
 docs: build ## Write the catalogue of pipelines, models and marts to site/catalogue.html
 	$(ALLIANCE) docs --out site/catalogue.html
