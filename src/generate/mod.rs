@@ -204,7 +204,8 @@ impl TrustMonth {
         let path = trusts::landing_path(self.trust, self.month_start);
         let landing_path = path.clone();
         let trust = self.trust;
-        let generate = move |out: Option<sink::ChunkWriter>| -> Result<(u64, u64, Option<Vec<u8>>)> {
+        // (rows, faults, bytes written, the whole file when it is built in memory)
+        let generate = move |out: Option<sink::ChunkWriter>| -> Result<(u64, u64, u64, Option<Vec<u8>>)> {
             let lsoas = lsoas_cached();
             let boroughs = trusts::catchment(self.trust);
             let drawer = PathwayDrawer {
@@ -225,34 +226,32 @@ impl TrustMonth {
                 ("R1H", _) => {
                     let bytes =
                         trusts::write_barts_xlsx(self.month_start, pathways.collect(), &mut fault_rng, &mut faults)?;
-                    Ok((self.rows, faults.injected, Some(bytes)))
+                    Ok((self.rows, faults.injected, bytes.len() as u64, Some(bytes)))
                 }
                 ("RRV", Some(out)) => {
-                    let rows = trusts::write_uclh_parquet(pathways, &mut fault_rng, &mut faults, out)?;
-                    Ok((rows, faults.injected, None))
+                    let (rows, bytes) = trusts::write_uclh_parquet(pathways, &mut fault_rng, &mut faults, out)?;
+                    Ok((rows, faults.injected, bytes, None))
                 }
                 (_, Some(mut out)) => {
                     let rows = trusts::write_text(self.trust, pathways, &mut fault_rng, &mut faults, &mut out)?;
-                    out.finish().map_err(|e| Error::source_file("generator output", e.to_string()))?;
-                    Ok((rows, faults.injected, None))
+                    let bytes = out.finish().map_err(|e| Error::source_file("generator output", e.to_string()))?;
+                    Ok((rows, faults.injected, bytes, None))
                 }
                 (_, None) => unreachable!("streamed formats get a writer"),
             }
         };
         let join = |e: tokio::task::JoinError| Error::Interrupted(format!("generator thread: {e}"));
         let (rows, faults, bytes) = if trust == "R1H" {
-            let (rows, faults, data) = tokio::task::spawn_blocking(move || generate(None)).await.map_err(join)??;
-            let data = data.unwrap_or_default();
-            let bytes = data.len() as u64;
-            landing.put(&path, data).await?;
+            let (rows, faults, bytes, data) =
+                tokio::task::spawn_blocking(move || generate(None)).await.map_err(join)??;
+            landing.put(&path, data.unwrap_or_default()).await?;
             (rows, faults, bytes)
         } else {
             let (writer, upload) = sink::upload(landing, &path);
             let generated = tokio::task::spawn_blocking(move || generate(Some(writer))).await.map_err(join)?;
             let uploaded = upload.await.map_err(join)?;
-            let (rows, faults, _) = generated?;
+            let (rows, faults, bytes, _) = generated?;
             uploaded?;
-            let bytes = landing.head(&path).await?.map(|m| m.size).unwrap_or(0);
             (rows, faults, bytes)
         };
         tracing::info!(file = %path, rows, faults, bytes, "generated");

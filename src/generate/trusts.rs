@@ -371,13 +371,14 @@ fn uclh_schema() -> Arc<Schema> {
     ]))
 }
 
-/// Writes UCLH's typed Parquet extract in record batches of 65,536 rows.
+/// Writes UCLH's typed Parquet extract in record batches of 65,536 rows; returns the rows and the
+/// bytes written.
 pub fn write_uclh_parquet(
     pathways: impl Iterator<Item = Pathway>,
     rng: &mut Rng,
     faults: &mut Faults,
     out: ChunkWriter,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let schema = uclh_schema();
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
@@ -452,6 +453,6 @@ pub fn write_uclh_parquet(
         writer.write(&batch).map_err(Error::parquet("writing the UCLH extract"))?;
     }
     let out = writer.into_inner().map_err(Error::parquet("closing the UCLH extract"))?;
-    out.finish().map_err(sink_error)?;
-    Ok(rows)
+    let bytes = out.finish().map_err(sink_error)?;
+    Ok((rows, bytes))
 }

@@ -254,9 +254,11 @@ pub async fn build(
 pub async fn attach_built(ctx: &SessionContext, warehouse: &Store, graph: &Graph) -> Result<Vec<String>> {
     let mut attached = Vec::new();
     for m in &graph.models {
-        let readable = m.layer == Layer::Staging || warehouse.head(&materialised_path(m)).await?.is_some();
-        if readable && attach_existing(ctx, warehouse, m).await.is_ok() {
-            attached.push(m.name.clone());
+        match attach_existing(ctx, warehouse, m).await {
+            Ok(()) => attached.push(m.name.clone()),
+            // Never built, or a view that does not plan over what is there: left out.
+            Err(Error::Config { .. } | Error::DataFusion { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(attached)
