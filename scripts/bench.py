@@ -2,10 +2,14 @@
 
 1. generate: a Royal Free pathway CSV of BENCH_ROWS rows (default 20 million, ~2.7 GB);
 2. ingest: typed CSV -> zstd Parquet by alliance (the real path: contract, NHS-number
-   pseudonymisation, quarantine, manifest), by DuckDB and by Polars on the same file;
+   pseudonymisation, quarantine, manifest), by DuckDB and by Polars on the same file, all three
+   at zstd level 1 (alliance's default);
 3. marts: the pathway models (stg_trust_pathways -> int_pathways -> waits by group, early
    diagnosis, backlog, independent sector, activity recovery) by alliance build and by DuckDB
-   running the same SQL files over the same staging Parquet (Wilson intervals as DuckDB macros);
+   doing the same job over the same staging Parquet: the same SQL files (Wilson intervals as
+   DuckDB macros), int_pathways kept as a table and written to zstd Parquet like ours, every
+   model's data tests run with the very SQL alliance runs (`alliance validate --json`), and the
+   marts written to Parquet;
 4. no-op: `alliance run` again on unchanged landing files.
 
 Wall time and peak RSS are measured per process with wait4(2); ratios are against alliance."""
@@ -14,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROWS = int(os.environ.get("BENCH_ROWS", "20000000"))
@@ -29,10 +34,13 @@ SELECT = ",".join("+" + m for m in MARTS)
 def run(name, argv, env=None):
     """Runs a command; returns (seconds, peak RSS in MiB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if status != 0:
+        log.seek(0)
+        sys.stderr.write(log.read().decode(errors="replace")[-4000:])
         sys.exit(f"{name} failed with status {status}")
     return seconds, usage.ru_maxrss / 1024
 
@@ -47,14 +55,14 @@ import duckdb
 con = duckdb.connect()
 con.execute("SET threads TO 2")
 con.execute(\"\"\"COPY (SELECT * FROM read_csv('{CSV}', header=true, dateformat='%d/%m/%Y', columns={TYPES!r}))
-  TO '{ROOT}/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\"\"\")
+  TO '{ROOT}/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)\"\"\")
 """
 
 POLARS = f"""
 import polars as pl
 lf = pl.scan_csv('{CSV}', infer_schema=False)
 lf = lf.with_columns([pl.col(c).str.to_date('%d/%m/%Y', strict=False) for c in {DATE_COLS!r}] + [pl.col('Age').cast(pl.Int64)])
-lf.sink_parquet('{ROOT}/polars.parquet', compression='zstd')
+lf.sink_parquet('{ROOT}/polars.parquet', compression='zstd', compression_level=1)
 """
 
 WILSON = """CREATE MACRO wilson_{side}(x, n) AS CASE WHEN n > 0 THEN CASE WHEN x = {edge} THEN {bound} ELSE
@@ -62,7 +70,7 @@ WILSON = """CREATE MACRO wilson_{side}(x, n) AS CASE WHEN n > 0 THEN CASE WHEN x
     / (2*(n + 3.841458820694124))) END END"""
 
 DUCKDB_MARTS = f"""
-import duckdb, pathlib
+import duckdb, json, pathlib
 con = duckdb.connect()
 con.execute("SET threads TO 2")
 wh = '{ROOT}/warehouse'
@@ -77,12 +85,19 @@ con.execute({WILSON.format(side='lower', edge='0', bound='0.0', clamp='greatest'
 con.execute({WILSON.format(side='upper', edge='n', bound='1.0', clamp='least', limit='1.0', sign='+')!r})
 sql = pathlib.Path('sql')
 con.execute("CREATE VIEW stg_trust_pathways AS " + (sql / 'staging/stg_trust_pathways.sql').read_text())
-con.execute("CREATE TABLE int_pathways AS " + (sql / 'intermediate/int_pathways.sql').read_text())
 out = pathlib.Path('{ROOT}/duckdb_marts')
 out.mkdir(exist_ok=True)
+tests = {{m["model"]: m["tests"] for m in json.loads(pathlib.Path('{ROOT}/tests.json').read_text())}}
+def build(name, path):
+    con.execute("CREATE TABLE " + name + " AS " + (sql / path).read_text())
+    con.execute("COPY " + name + " TO '" + str(out / (name + '.parquet')) + "' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")
+    for t in tests[name]:
+        failing = con.execute("SELECT count(*) FROM (" + t["failing_rows_sql"] + ")").fetchone()[0]
+        if failing:
+            raise SystemExit(name + ": data test " + t["name"] + " failed in DuckDB")
+build('int_pathways', 'intermediate/int_pathways.sql')
 for m in {MARTS!r}:
-    con.execute("CREATE TABLE " + m + " AS " + (sql / ('marts/' + m + '.sql')).read_text())
-    con.execute("COPY " + m + " TO '" + str(out / (m + '.parquet')) + "' (FORMAT parquet, COMPRESSION zstd)")
+    build(m, 'marts/' + m + '.sql')
 """
 
 
@@ -115,9 +130,11 @@ def main():
     table("1. ingest: typed CSV -> zstd Parquet", ingest, rows, size_mb)
 
     run("reference data", ALLIANCE + ["ingest"])
+    with open(os.path.join(ROOT, "tests.json"), "w") as f:
+        subprocess.run(ALLIANCE + ["validate", "--json"], stdout=f, check=True)
     marts = [("alliance build (pathway marts)",) + run("alliance build", ALLIANCE + ["build", "--force", "--select", SELECT])]
     marts.append(("duckdb, same SQL (2 threads)",) + run("duckdb marts", [sys.executable, "-c", DUCKDB_MARTS]))
-    table("2. marts: int_pathways + 5 pathway marts from staging Parquet", marts, rows, size_mb)
+    table("2. marts: int_pathways + 5 pathway marts from staging Parquet, written and tested", marts, rows, size_mb)
 
     run("alliance first run", ALLIANCE + ["run"])
     noop, _ = run("alliance no-op", ALLIANCE + ["run"])

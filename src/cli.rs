@@ -41,7 +41,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check every pipeline, SQL model and data test and the environment without running anything.
-    Validate,
+    Validate {
+        /// Print the models as JSON on stdout (layer, tables read, and each data test with the
+        /// SQL that selects its failing rows), for tools that replay or audit the tests.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the SQL models (staging → intermediate → marts), test and publish the marts.
     Build {
         /// Models to run: `name`, `name+` (and downstream), `+name` (and upstream), a layer
@@ -165,13 +170,30 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env = Environment::load(&cli.config_dir, &cli.env)?;
     match &cli.command {
-        Command::Validate => {
+        Command::Validate { json } => {
             let pipelines = load_pipelines(&cli.pipelines_dir)?;
+            let graph = crate::transform::load_graph(&cli.sql_dir, &pipelines)?;
+            let models = crate::transform::validate(&graph, &pipelines).await?;
+            if *json {
+                let described: Vec<serde_json::Value> = graph
+                    .models
+                    .iter()
+                    .map(|m| {
+                        let tests: Vec<serde_json::Value> = m
+                            .spec
+                            .tests
+                            .iter()
+                            .map(|t| serde_json::json!({"name": t.name(), "failing_rows_sql": t.failing_rows_sql(&m.name)}))
+                            .collect();
+                        serde_json::json!({"model": m.name, "layer": m.layer, "reads": m.reads, "tests": tests})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&described)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             for p in &pipelines {
                 println!("ok  pipeline {:<28} {:?} {} → staging/{}", p.name, p.source.format, p.source.glob, p.table);
             }
-            let graph = crate::transform::load_graph(&cli.sql_dir, &pipelines)?;
-            let models = crate::transform::validate(&graph, &pipelines).await?;
             for m in &graph.models {
                 println!("ok  model    {:<28} {:?}, reads {}", m.name, m.layer, m.reads.join(", "));
             }

@@ -354,6 +354,7 @@ impl Ingestor {
             schema,
             props.clone(),
             period,
+            crate::parquet_sink::default_threads(),
         );
         let mut quarantine = QuarantineWriter::new(
             self.stores.warehouse.clone(),

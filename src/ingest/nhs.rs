@@ -5,8 +5,7 @@
 //! The pseudonym is the first 128 bits of HMAC-SHA256(key, ten digits), as 32 lowercase hex
 //! characters: stable for a key, unlinkable without it. The raw number is never stored or logged.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// Validates and normalises an NHS number to its ten digits.
 pub fn validate(raw: &str) -> Result<[u8; 10], String> {
@@ -47,10 +46,42 @@ pub fn check_digit(first9: &[u8; 9]) -> Option<u8> {
     }
 }
 
-/// Keyed pseudonymiser. The keyed MAC state is computed once and cloned per value.
+/// Keyed pseudonymiser: HMAC-SHA256 (RFC 2104) computed from the SHA-256 compression function.
+///
+/// The key's inner and outer padded blocks are compressed once, at construction; each value then
+/// costs exactly two compressions (the ten digits with their padding fit one block, as does the
+/// inner digest), with no hasher state cloned or buffered per value. The test checks the result
+/// against the `hmac` crate for short, block-sized and long keys.
 #[derive(Clone)]
 pub struct Pseudonymiser {
-    keyed: Hmac<Sha256>,
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+/// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] =
+    [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+
+fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
+    sha2::compress256(state, &[(*block).into()]);
+}
+
+/// One final SHA-256 block: `message` (at most 55 bytes) after `prefix_len` already-compressed
+/// bytes, with the padding and the total length in bits.
+fn final_block(message: &[u8], prefix_len: u64) -> [u8; 64] {
+    let mut block = [0u8; 64];
+    block[..message.len()].copy_from_slice(message);
+    block[message.len()] = 0x80;
+    block[56..].copy_from_slice(&((prefix_len + message.len() as u64) * 8).to_be_bytes());
+    block
+}
+
+fn digest_bytes(state: &[u32; 8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
 }
 
 impl std::fmt::Debug for Pseudonymiser {
@@ -61,7 +92,19 @@ impl std::fmt::Debug for Pseudonymiser {
 
 impl Pseudonymiser {
     pub fn new(key: &[u8]) -> Self {
-        Self { keyed: Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length") }
+        let mut padded = [0u8; 64];
+        if key.len() > 64 {
+            padded[..32].copy_from_slice(&Sha256::digest(key));
+        } else {
+            padded[..key.len()].copy_from_slice(key);
+        }
+        let (mut ipad, mut opad) = (padded, padded);
+        ipad.iter_mut().for_each(|b| *b ^= 0x36);
+        opad.iter_mut().for_each(|b| *b ^= 0x5c);
+        let (mut inner, mut outer) = (SHA256_IV, SHA256_IV);
+        compress(&mut inner, &ipad);
+        compress(&mut outer, &opad);
+        Self { inner, outer }
     }
 
     /// 32-hex-character pseudonym of a validated NHS number.
@@ -70,13 +113,21 @@ impl Pseudonymiser {
         self.pseudonym_into(digits, &mut out).to_string()
     }
 
+    /// The first 16 bytes of HMAC-SHA256(key, digits).
+    pub fn tag(&self, digits: &[u8; 10]) -> [u8; 16] {
+        let mut inner = self.inner;
+        compress(&mut inner, &final_block(digits, 64));
+        let mut outer = self.outer;
+        compress(&mut outer, &final_block(&digest_bytes(&inner), 64));
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&digest_bytes(&outer)[..16]);
+        tag
+    }
+
     /// The pseudonym written into a caller's buffer (no allocation per value).
     pub fn pseudonym_into<'a>(&self, digits: &[u8; 10], out: &'a mut [u8; 32]) -> &'a str {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut mac = self.keyed.clone();
-        mac.update(digits);
-        let tag = mac.finalize().into_bytes();
-        for (i, b) in tag[..16].iter().enumerate() {
+        for (i, b) in self.tag(digits).iter().enumerate() {
             out[2 * i] = HEX[(b >> 4) as usize];
             out[2 * i + 1] = HEX[(b & 15) as usize];
         }
@@ -109,5 +160,20 @@ mod tests {
         assert_eq!(a.pseudonym(&d).len(), 32);
         assert!(!a.pseudonym(&d).contains("9434765919"));
         assert!(!format!("{a:?}").contains("key-a"));
+    }
+
+    #[test]
+    fn pseudonym_is_truncated_hmac_sha256() {
+        use hmac::{Hmac, Mac};
+        for key in [b"k".to_vec(), vec![7u8; 64], (0..=200u8).collect::<Vec<u8>>(), b"0123456789abcdef".to_vec()] {
+            let p = Pseudonymiser::new(&key);
+            for number in ["9434765919", "4010232137", "0000000000"] {
+                let digits: [u8; 10] = number.as_bytes().try_into().unwrap();
+                let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+                mac.update(&digits);
+                let expected = hex::encode(&mac.finalize().into_bytes()[..16]);
+                assert_eq!(p.pseudonym(&digits), expected, "key of {} bytes", key.len());
+            }
+        }
     }
 }

@@ -143,14 +143,16 @@ impl ColumnParser {
     }
 
     /// Text columns whose values need no change (already trimmed, no null token other than an
-    /// empty cell, upper case for codes, no recoding or accepted list) keep the source's value
-    /// buffer: only the validity changes, so no value is copied. `None` when any value needs work
-    /// (the general path then handles the column).
+    /// empty cell, upper case for codes, no recoding, each value spelled exactly as one of the
+    /// accepted values when there is a list) keep the source's value buffer: only the validity
+    /// changes, so no value is copied. `None` when any value needs work (the general path then
+    /// handles the column, and reports what is wrong).
     fn pass_through(&self, input: &StringArray) -> Option<ArrayRef> {
         let plain = matches!(self.kind, ColumnType::String | ColumnType::Code);
-        if !plain || !self.recode.is_empty() || !self.accepted.is_empty() {
+        if !plain || !self.recode.is_empty() {
             return None;
         }
+        let accepted: Vec<&[u8]> = self.accepted.iter().map(|a| a.as_bytes()).collect();
         let code = self.kind == ColumnType::Code;
         let mut validity = BooleanBufferBuilder::new(input.len());
         for row in 0..input.len() {
@@ -164,6 +166,7 @@ impl ColumnParser {
                         || last.is_ascii_whitespace()
                         || self.nulls.is_null(v)
                         || (code && b.iter().any(u8::is_ascii_lowercase))
+                        || (!accepted.is_empty() && !accepted.contains(&b))
                     {
                         return None;
                     }
@@ -462,6 +465,22 @@ mod tests {
         let mut required = parser(ColumnType::String);
         required.nullable = false;
         assert_eq!(run(&required, &["x", ""]).rejections.len(), 1, "a missing required value is still rejected");
+    }
+
+    #[test]
+    fn accepted_values_spelled_exactly_keep_their_buffer() {
+        let mut p = parser(ColumnType::Code);
+        p.accepted = vec!["CONFIRMED".into(), "RULED OUT".into()];
+        let input = StringArray::from(vec![Some("CONFIRMED"), None, Some("RULED OUT"), Some("")]);
+        let out = p.parse(&input);
+        assert!(out.rejections.is_empty());
+        assert_eq!(out.array.as_string::<i32>().values().as_ptr(), input.values().as_ptr(), "no copy");
+        assert_eq!(out.array.null_count(), 2);
+        // One value outside the list sends the column down the general path, which rejects it.
+        let out = run(&p, &["CONFIRMED", "MAYBE", "ruled out"]);
+        assert_eq!(out.rejections.len(), 1);
+        assert_eq!(out.rejections[0].row, 1);
+        assert_eq!(out.array.as_string::<i32>().value(2), "RULED OUT");
     }
 
     #[test]

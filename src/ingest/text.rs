@@ -28,6 +28,11 @@ impl Transcoder {
         Self { declared, decoder: None, sniffed: false, pending: Vec::new() }
     }
 
+    /// True once the input is known to be UTF-8: later chunks are used as they are.
+    pub fn passes_through(&self) -> bool {
+        self.sniffed && self.decoder.is_none()
+    }
+
     /// Transcodes a chunk; `last` marks the end of the input.
     pub fn push(&mut self, chunk: &[u8], last: bool, out: &mut Vec<u8>) {
         if !self.sniffed {
@@ -111,6 +116,8 @@ pub fn read_text(
             };
             if header.is_none() {
                 transcoder.push(&chunk, done, &mut utf8);
+            } else if transcoder.passes_through() {
+                blank_lines.mark(&chunk, &mut utf8);
             } else {
                 fresh.clear();
                 transcoder.push(&chunk, done, &mut fresh);

@@ -1,7 +1,8 @@
 //! Parquet writers for staging and quarantine.
 //!
 //! Staging objects are `staging/<table>/<YYYY-MM>/<slot>.parquet` (`all` instead of a month for
-//! tables without a period). Each object is uploaded whole (multipart upload completed at the
+//! tables without a period), written by [`ParquetSink`] (columns encoded in parallel). Each
+//! object is uploaded whole (multipart upload completed at the
 //! end, or the local store's write-then-rename), so a reader sees the previous object or the new
 //! one, never a partial one. Every object holds its `period` column too, so plain globs
 //! (`staging/<table>/*/*.parquet`) read the table in DuckDB, Polars or pandas.
@@ -10,13 +11,14 @@ use super::dates::month_key;
 use super::normalise::RejectedValue;
 use crate::config::environment::IngestSettings;
 use crate::error::{Error, Result};
+use crate::parquet_sink::ParquetSink;
 use crate::storage::Store;
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use parquet::arrow::async_writer::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
@@ -43,7 +45,10 @@ pub fn writer_properties(settings: &IngestSettings, undictionaried: &[String]) -
         let path = ColumnPath::from(column.as_str());
         builder = builder.set_column_dictionary_enabled(path.clone(), false);
         // Min/max of identifiers and pseudonyms prune nothing and cost a comparison per value.
-        if column != "_source_row" {
+        // Source row numbers ascend by one: delta encoding stores them in a few bits each.
+        if column == "_source_row" {
+            builder = builder.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        } else {
             builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
         }
     }
@@ -70,11 +75,13 @@ pub struct PartitionedWriter {
     schema: SchemaRef,
     props: WriterProperties,
     period_index: Option<usize>,
-    open: BTreeMap<String, (String, AsyncArrowWriter<BufWriter>, u64)>,
+    threads: usize,
+    open: BTreeMap<String, ParquetSink>,
 }
 
 impl PartitionedWriter {
-    /// `prefix` is `staging/<table>`; `slot` names the object within each period folder.
+    /// `prefix` is `staging/<table>`; `slot` names the object within each period folder. Each
+    /// object's columns are encoded on `threads` threads ([`ParquetSink`]).
     pub fn new(
         store: Store,
         prefix: String,
@@ -82,9 +89,10 @@ impl PartitionedWriter {
         schema: SchemaRef,
         props: WriterProperties,
         period_column: Option<&str>,
+        threads: usize,
     ) -> Self {
         let period_index = period_column.and_then(|c| schema.index_of(c).ok());
-        Self { store, prefix, slot, schema, props, period_index, open: BTreeMap::new() }
+        Self { store, prefix, slot, schema, props, period_index, threads, open: BTreeMap::new() }
     }
 
     /// Writes a batch, splitting it by month of the period column.
@@ -116,20 +124,18 @@ impl PartitionedWriter {
     async fn write_to(&mut self, period: String, batch: &RecordBatch) -> Result<()> {
         if !self.open.contains_key(&period) {
             let path = format!("{}/{}/{}.parquet", self.prefix, period, self.slot);
-            let w = open_writer(&self.store, &path, self.schema.clone(), self.props.clone())?;
-            self.open.insert(period.clone(), (path, w, 0));
+            let sink = ParquetSink::open(&self.store, &path, self.schema.clone(), self.props.clone(), self.threads)?;
+            self.open.insert(period.clone(), sink);
         }
-        let (path, w, rows) = self.open.get_mut(&period).expect("just opened");
-        w.write(batch).await.map_err(Error::parquet(format!("writing {path}")))?;
-        *rows += batch.num_rows() as u64;
-        Ok(())
+        self.open.get_mut(&period).expect("just opened").write(batch).await
     }
 
     /// Completes every upload; the objects become visible one by one, each whole.
     pub async fn finish(self) -> Result<Vec<OutputObject>> {
         let mut out = Vec::with_capacity(self.open.len());
-        for (period, (path, w, rows)) in self.open {
-            w.close().await.map_err(Error::parquet(format!("completing {path}")))?;
+        for (period, sink) in self.open {
+            let path = sink.path().to_string();
+            let rows = sink.close().await?;
             out.push(OutputObject { path, period, rows });
         }
         Ok(out)

@@ -330,14 +330,13 @@ async fn run_model(
             let path = materialised_path(m);
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await.map_err(Error::datafusion(context("running")))?;
-            let mut writer = crate::ingest::writer::open_writer(warehouse, &path, schema.clone(), props.clone())?;
-            let mut rows = 0u64;
+            let threads = crate::parquet_sink::default_threads();
+            let mut sink =
+                crate::parquet_sink::ParquetSink::open(warehouse, &path, schema.clone(), props.clone(), threads)?;
             while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(Error::datafusion(context("running")))?;
-                rows += batch.num_rows() as u64;
-                writer.write(&batch).await.map_err(Error::parquet(context("writing")))?;
+                sink.write(&batch.map_err(Error::datafusion(context("running")))?).await?;
             }
-            writer.close().await.map_err(Error::parquet(context("completing")))?;
+            let rows = sink.close().await?;
             session::register_parquet(ctx, &m.name, &path, Some(&schema)).await?;
             Some(rows)
         }

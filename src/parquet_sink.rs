@@ -1,0 +1,392 @@
+//! Parquet objects written with their columns encoded in parallel.
+//!
+//! [`ParquetSink`] buffers record batches until a row group is full (the writer properties'
+//! `max_row_group_row_count`), then encodes and compresses that row group's columns on several
+//! threads at once (each thread takes the next column not yet taken), appends the column chunks
+//! to the file in schema order and hands the bytes to the object store's buffered upload. The
+//! file is the one `ArrowWriter` would write with the same properties, Arrow schema in the footer
+//! included; only the encoding work is spread over the cores. The object becomes visible when
+//! [`ParquetSink::close`] completes the upload (a multipart upload completed, or the local store's
+//! write-then-rename), so a reader sees the previous object or the new one, never a partial one.
+//!
+//! Dictionary encoding is chosen per string column from the first row group: a column whose
+//! sampled values are mostly distinct (identifiers, pseudonyms) is written plain and without
+//! min/max statistics, since a dictionary would only be built to be abandoned and such bounds
+//! prune nothing; other columns keep the properties' settings.
+//!
+//! Memory: one row group of Arrow data plus its encoded form, whatever the number of rows.
+
+use crate::error::{Error, Result};
+use crate::storage::Store;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use bytes::Bytes;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriter,
+};
+use parquet::arrow::async_writer::AsyncFileWriter;
+use parquet::errors::ParquetError;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Rows per row group when the properties set no limit.
+const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// Encoding threads: the machine's parallelism, at most 8.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8)
+}
+
+/// Values sampled per string column to judge whether a dictionary pays.
+const DICTIONARY_SAMPLE: usize = 8192;
+
+/// The file writer, created when the first row group is encoded.
+struct OpenFile {
+    file: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+}
+
+/// A Parquet object being written; see the module documentation.
+pub struct ParquetSink {
+    path: String,
+    shown: String,
+    schema: SchemaRef,
+    props: Option<WriterProperties>,
+    open: Option<OpenFile>,
+    upload: BufWriter,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    row_group_rows: usize,
+    row_groups: usize,
+    threads: usize,
+    rows: u64,
+}
+
+impl ParquetSink {
+    /// Opens an upload of `path` in `store`; columns are encoded on `threads` threads.
+    pub fn open(store: &Store, path: &str, schema: SchemaRef, props: WriterProperties, threads: usize) -> Result<Self> {
+        let shown = store.display(path);
+        let row_group_rows = props.max_row_group_row_count().unwrap_or(DEFAULT_ROW_GROUP_ROWS).max(1);
+        let upload = BufWriter::new(store.object_store(), ObjectPath::from(path));
+        Ok(Self {
+            path: path.to_string(),
+            shown,
+            schema,
+            props: Some(props),
+            open: None,
+            upload,
+            pending: Vec::new(),
+            pending_rows: 0,
+            row_group_rows,
+            row_groups: 0,
+            threads: threads.max(1),
+            rows: 0,
+        })
+    }
+
+    /// The object's path in its store.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Rows written so far (buffered ones included).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Adds a batch; encodes a row group whenever one is full.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let same_types = batch.num_columns() == self.schema.fields().len()
+            && batch.columns().iter().zip(self.schema.fields()).all(|(c, f)| c.data_type() == f.data_type());
+        if !same_types {
+            return Err(Error::parquet(format!("writing {}", self.shown))(ParquetError::General(
+                "batch column types differ from the file's schema".into(),
+            )));
+        }
+        self.rows += batch.num_rows() as u64;
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (self.row_group_rows - self.pending_rows).min(batch.num_rows() - offset);
+            self.pending.push(batch.slice(offset, take));
+            self.pending_rows += take;
+            offset += take;
+            if self.pending_rows == self.row_group_rows {
+                self.flush_row_group().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the buffered rows as one row group and uploads its bytes.
+    async fn flush_row_group(&mut self) -> Result<()> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        self.open_file()?;
+        let shown = self.shown.clone();
+        let context = || format!("writing {shown}");
+        let open = self.open.as_mut().expect("opened");
+        let writers = open.factory.create_column_writers(self.row_groups).map_err(Error::parquet(context()))?;
+        let batches = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        self.row_groups += 1;
+        let (schema, threads) = (self.schema.clone(), self.threads);
+        let chunks = tokio::task::spawn_blocking(move || encode_row_group(writers, &schema, &batches, threads))
+            .await
+            .map_err(|e| Error::parquet(context())(ParquetError::External(Box::new(e))))?
+            .map_err(Error::parquet(context()))?;
+        let open = self.open.as_mut().expect("opened");
+        let mut row_group = open.file.next_row_group().map_err(Error::parquet(context()))?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group).map_err(Error::parquet(context()))?;
+        }
+        row_group.close().map_err(Error::parquet(context()))?;
+        self.upload_buffered().await
+    }
+
+    /// Creates the file writer, with dictionaries chosen from the buffered rows.
+    fn open_file(&mut self) -> Result<()> {
+        let Some(props) = self.props.take() else { return Ok(()) };
+        let props = choose_dictionaries(props, &self.schema, &self.pending);
+        let (file, factory) = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(Error::parquet(format!("opening {}", self.shown)))?;
+        self.open = Some(OpenFile { file, factory });
+        Ok(())
+    }
+
+    async fn upload_buffered(&mut self) -> Result<()> {
+        let Some(open) = self.open.as_mut() else { return Ok(()) };
+        let bytes = std::mem::take(open.file.inner_mut());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        AsyncFileWriter::write(&mut self.upload, Bytes::from(bytes))
+            .await
+            .map_err(Error::parquet(format!("uploading {}", self.shown)))
+    }
+
+    /// Writes the last row group and the footer and completes the upload; returns the rows.
+    pub async fn close(mut self) -> Result<u64> {
+        self.flush_row_group().await?;
+        // An object without rows still gets a valid file (schema, no row groups).
+        self.open_file()?;
+        let open = self.open.as_mut().expect("opened");
+        open.file.finish().map_err(Error::parquet(format!("completing {}", self.shown)))?;
+        self.upload_buffered().await?;
+        AsyncFileWriter::complete(&mut self.upload)
+            .await
+            .map_err(Error::parquet(format!("completing {}", self.shown)))?;
+        Ok(self.rows)
+    }
+}
+
+/// Turns off the dictionary (and min/max statistics) of top-level string columns whose sampled
+/// values are more than half distinct; other columns keep `props`' settings.
+fn choose_dictionaries(props: WriterProperties, schema: &SchemaRef, batches: &[RecordBatch]) -> WriterProperties {
+    let mut plain = Vec::new();
+    for (index, field) in schema.fields().iter().enumerate() {
+        let path = ColumnPath::from(field.name().as_str());
+        if !matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            || !props.dictionary_enabled(&path)
+        {
+            continue;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut sampled = 0usize;
+        'batches: for batch in batches {
+            let column = batch.column(index);
+            let values: Box<dyn Iterator<Item = Option<&str>>> = match column.data_type() {
+                DataType::Utf8 => Box::new(column.as_string::<i32>().iter()),
+                DataType::LargeUtf8 => Box::new(column.as_string::<i64>().iter()),
+                _ => Box::new(column.as_string_view().iter()),
+            };
+            for value in values.flatten() {
+                seen.insert(value);
+                sampled += 1;
+                if sampled == DICTIONARY_SAMPLE {
+                    break 'batches;
+                }
+            }
+        }
+        if sampled >= 1024 && seen.len() * 2 > sampled {
+            plain.push(path);
+        }
+    }
+    if plain.is_empty() {
+        return props;
+    }
+    let mut builder = props.into_builder();
+    for path in plain {
+        builder = builder
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    builder.build()
+}
+
+/// Number of Parquet leaf columns an Arrow field is written as.
+fn leaf_count(data_type: &DataType) -> usize {
+    match data_type {
+        DataType::Struct(fields) => fields.iter().map(|f| leaf_count(f.data_type())).sum(),
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => leaf_count(f.data_type()),
+        DataType::Dictionary(_, value) => leaf_count(value),
+        DataType::RunEndEncoded(_, values) => leaf_count(values.data_type()),
+        _ => 1,
+    }
+}
+
+/// Encodes one row group: every field's leaves, fields shared out among `threads` threads.
+/// Returns the column chunks in leaf order.
+pub fn encode_row_group(
+    writers: Vec<ArrowColumnWriter>,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    threads: usize,
+) -> std::result::Result<Vec<ArrowColumnChunk>, ParquetError> {
+    let mut ranges = Vec::with_capacity(schema.fields().len());
+    let mut start = 0;
+    for field in schema.fields() {
+        let n = leaf_count(field.data_type());
+        ranges.push(start..start + n);
+        start += n;
+    }
+    if start != writers.len() {
+        return Err(ParquetError::General(format!("{} leaf columns but {} column writers", start, writers.len())));
+    }
+    let slots: Vec<Mutex<Option<ArrowColumnWriter>>> = writers.into_iter().map(|w| Mutex::new(Some(w))).collect();
+    let chunks: Vec<Mutex<Option<ArrowColumnChunk>>> = (0..start).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<ParquetError>> = Mutex::new(None);
+    let encode_field = |index: usize, field: &Field| -> std::result::Result<(), ParquetError> {
+        let range = ranges[index].clone();
+        let mut leaf_writers: Vec<ArrowColumnWriter> =
+            range.clone().filter_map(|i| slots[i].lock().ok().and_then(|mut s| s.take())).collect();
+        for batch in batches {
+            let leaves = compute_leaves(field, batch.column(index))?;
+            for (writer, leaf) in leaf_writers.iter_mut().zip(leaves) {
+                writer.write(&leaf)?;
+            }
+        }
+        for (i, writer) in range.zip(leaf_writers) {
+            let chunk = writer.close()?;
+            if let Ok(mut slot) = chunks[i].lock() {
+                *slot = Some(chunk);
+            }
+        }
+        Ok(())
+    };
+    let fields = schema.fields();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, fields.len().max(1)) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= fields.len() {
+                    return;
+                }
+                if let Err(e) = encode_field(index, &fields[index]) {
+                    if let Ok(mut f) = failure.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    chunks
+        .into_iter()
+        .map(|c| c.into_inner().ok().flatten().ok_or_else(|| ParquetError::General("a column was not encoded".into())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Int64Array, StringArray, StructArray};
+    use arrow::datatypes::Schema;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Arc;
+
+    fn batch(start: i64, n: usize) -> RecordBatch {
+        let ids = Int64Array::from_iter_values(start..start + n as i64);
+        let names = StringArray::from_iter((0..n).map(|i| (i % 7 != 0).then(|| format!("name {}", start + i as i64))));
+        let inner = StructArray::from(vec![(
+            Arc::new(Field::new("x", DataType::Int64, false)),
+            Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 2))) as _,
+        )]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("nested", inner.data_type().clone(), false),
+        ]));
+        RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(names), Arc::new(inner)]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn parallel_row_groups_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let store = Store::from_object_store(format!("file://{}", dir.path().display()), Arc::new(fs));
+        let schema = batch(0, 1).schema();
+        let props = WriterProperties::builder().set_max_row_group_row_count(Some(1000)).build();
+        let mut sink = ParquetSink::open(&store, "t/data.parquet", schema, props, 3).unwrap();
+        let mut expected = Vec::new();
+        let mut start = 0;
+        for n in [10, 2500, 1, 999, 490] {
+            let b = batch(start, n);
+            sink.write(&b).await.unwrap();
+            expected.push(b);
+            start += n as i64;
+        }
+        assert!(store.head("t/data.parquet").await.unwrap().is_none(), "visible before close");
+        assert_eq!(sink.close().await.unwrap(), 4000);
+        let bytes = std::fs::read(dir.path().join("t/data.parquet")).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(groups, [1000, 1000, 1000, 1000]);
+        let got: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let got = arrow::compute::concat_batches(&got[0].schema(), &got).unwrap();
+        let want = arrow::compute::concat_batches(&expected[0].schema(), &expected).unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn mostly_distinct_strings_are_written_plain() {
+        let n = 5000;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("code", DataType::Utf8, false),
+        ]));
+        let ids = StringArray::from_iter_values((0..n).map(|i| format!("P{i:08}")));
+        let codes = StringArray::from_iter_values((0..n).map(|i| ["A", "B", "C"][i % 3]));
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(codes)]).unwrap();
+        let props = choose_dictionaries(WriterProperties::default(), &schema, &[b]);
+        assert!(!props.dictionary_enabled(&ColumnPath::from("id")));
+        assert_eq!(props.statistics_enabled(&ColumnPath::from("id")), EnabledStatistics::None);
+        assert!(props.dictionary_enabled(&ColumnPath::from("code")));
+        assert_ne!(props.statistics_enabled(&ColumnPath::from("code")), EnabledStatistics::None);
+    }
+
+    #[test]
+    fn leaves_of_nested_types() {
+        let s = DataType::Struct(
+            vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)].into(),
+        );
+        assert_eq!(leaf_count(&s), 2);
+        assert_eq!(leaf_count(&DataType::List(Arc::new(Field::new("i", s, true)))), 2);
+        assert_eq!(leaf_count(&DataType::Utf8), 1);
+    }
+}
