@@ -27,6 +27,20 @@ fn validate_accepts_the_repository_and_names_the_broken_file_and_line() {
         .count();
     assert!(stdout(&ok).contains(&format!("{count} pipelines and {models} models valid")), "{}", stdout(&ok));
 
+    // The JSON form lists every model with the SQL of each data test, as the build runs it.
+    let json = alliance(dir.path(), &["validate", "--json"]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let listed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), models);
+    let int = listed.iter().find(|m| m["model"] == "int_pathways").unwrap();
+    assert_eq!(int["layer"], "intermediate");
+    let unique = int["tests"].as_array().unwrap().iter().find(|t| t["name"] == "unique(pathway_id)").unwrap();
+    assert_eq!(
+        unique["failing_rows_sql"],
+        r#"SELECT "pathway_id", count(*) AS duplicates FROM "int_pathways" GROUP BY "pathway_id" HAVING count(*) > 1"#
+    );
+
     // A model reading a table that does not exist is caught without running anything.
     let bad_model = dir.path().join("sql/marts/mart_typo.sql");
     std::fs::write(&bad_model, "SELECT * FROM int_pathway").unwrap();
