@@ -1,20 +1,24 @@
 //! Parquet objects written with their columns encoded in parallel.
 //!
 //! [`ParquetSink`] buffers record batches until a row group is full (the writer properties'
-//! `max_row_group_row_count`), then encodes and compresses that row group's columns on several
-//! threads at once (each thread takes the next column not yet taken), appends the column chunks
-//! to the file in schema order and hands the bytes to the object store's buffered upload. The
-//! file is the one `ArrowWriter` would write with the same properties, Arrow schema in the footer
-//! included; only the encoding work is spread over the cores. The object becomes visible when
-//! [`ParquetSink::close`] completes the upload (a multipart upload completed, or the local store's
-//! write-then-rename), so a reader sees the previous object or the new one, never a partial one.
+//! `max_row_group_row_count`, 1,048,576 rows when unset; byte limits and content-defined chunking
+//! are not applied), then encodes and compresses that row group's columns on several threads at
+//! once (each thread takes the next column not yet taken), appends the column chunks to the file
+//! in schema order and hands the bytes to the object store's buffered upload. Apart from the
+//! dictionary choice below, the file is byte for byte the one `ArrowWriter` writes with the same
+//! properties, Arrow schema in the footer included (a test checks this); only the encoding work
+//! is spread over the cores. The object becomes visible when [`ParquetSink::close`] completes the
+//! upload (a multipart upload completed, or the local store's write-then-rename), so a reader
+//! sees the previous object or the new one, never a partial one; after any error the upload is
+//! aborted and the sink refuses further work.
 //!
 //! Dictionary encoding is chosen per string column from the first row group: a column whose
-//! sampled values are mostly distinct (identifiers, pseudonyms) is written plain and without
-//! min/max statistics, since a dictionary would only be built to be abandoned and such bounds
-//! prune nothing; other columns keep the properties' settings.
+//! sampled values are mostly distinct (identifiers, pseudonyms) is written plain, since a
+//! dictionary would only be built to be abandoned; statistics and the other columns keep the
+//! properties' settings.
 //!
-//! Memory: one row group of Arrow data plus its encoded form, whatever the number of rows.
+//! Memory: one row group of Arrow data plus its encoded form, whatever the number of rows (per
+//! object: a writer with several objects open holds one row group for each).
 
 use crate::error::{Error, Result};
 use crate::storage::Store;
@@ -28,7 +32,7 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::errors::ParquetError;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +69,7 @@ pub struct ParquetSink {
     row_groups: usize,
     threads: usize,
     rows: u64,
+    failed: bool,
 }
 
 impl ParquetSink {
@@ -86,6 +91,7 @@ impl ParquetSink {
             row_groups: 0,
             threads: threads.max(1),
             rows: 0,
+            failed: false,
         })
     }
 
@@ -101,6 +107,12 @@ impl ParquetSink {
 
     /// Adds a batch; encodes a row group whenever one is full.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.refuse_after_failure()?;
+        let result = self.write_inner(batch).await;
+        self.abort_on_error(result).await
+    }
+
+    async fn write_inner(&mut self, batch: &RecordBatch) -> Result<()> {
         let same_types = batch.num_columns() == self.schema.fields().len()
             && batch.columns().iter().zip(self.schema.fields()).all(|(c, f)| c.data_type() == f.data_type());
         if !same_types {
@@ -171,8 +183,33 @@ impl ParquetSink {
             .map_err(Error::parquet(format!("uploading {}", self.shown)))
     }
 
+    fn refuse_after_failure(&self) -> Result<()> {
+        match self.failed {
+            true => Err(Error::parquet(format!("writing {}", self.shown))(ParquetError::General(
+                "an earlier write to this object failed".into(),
+            ))),
+            false => Ok(()),
+        }
+    }
+
+    /// After an error nothing more is written: the upload is aborted (an incomplete multipart
+    /// upload is removed, a local temporary file deleted) and the sink refuses further work.
+    async fn abort_on_error<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.failed = true;
+            let _ = self.upload.abort().await;
+        }
+        result
+    }
+
     /// Writes the last row group and the footer and completes the upload; returns the rows.
     pub async fn close(mut self) -> Result<u64> {
+        self.refuse_after_failure()?;
+        let result = self.close_inner().await;
+        self.abort_on_error(result).await
+    }
+
+    async fn close_inner(&mut self) -> Result<u64> {
         self.flush_row_group().await?;
         // An object without rows still gets a valid file (schema, no row groups).
         self.open_file()?;
@@ -186,8 +223,9 @@ impl ParquetSink {
     }
 }
 
-/// Turns off the dictionary (and min/max statistics) of top-level string columns whose sampled
-/// values are more than half distinct; other columns keep `props`' settings.
+/// Turns off the dictionary of top-level string columns whose sampled values (up to
+/// [`DICTIONARY_SAMPLE`] non-null ones, at least 1,024) are more than half distinct; everything
+/// else keeps `props`' settings.
 fn choose_dictionaries(props: WriterProperties, schema: &SchemaRef, batches: &[RecordBatch]) -> WriterProperties {
     let mut plain = Vec::new();
     for (index, field) in schema.fields().iter().enumerate() {
@@ -223,9 +261,7 @@ fn choose_dictionaries(props: WriterProperties, schema: &SchemaRef, batches: &[R
     }
     let mut builder = props.into_builder();
     for path in plain {
-        builder = builder
-            .set_column_dictionary_enabled(path.clone(), false)
-            .set_column_statistics_enabled(path, EnabledStatistics::None);
+        builder = builder.set_column_dictionary_enabled(path, false);
     }
     builder.build()
 }
@@ -315,45 +351,71 @@ pub fn encode_row_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Array, Int64Array, StringArray, StructArray};
+    use arrow::array::{
+        Array, Int32Builder, Int64Array, Int64Builder, ListBuilder, MapBuilder, StringArray, StringBuilder,
+        StructBuilder,
+    };
     use arrow::datatypes::Schema;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::sync::Arc;
 
+    /// Rows with a nullable string, a list of two-leaf structs and a map (five leaf columns).
     fn batch(start: i64, n: usize) -> RecordBatch {
         let ids = Int64Array::from_iter_values(start..start + n as i64);
         let names = StringArray::from_iter((0..n).map(|i| (i % 7 != 0).then(|| format!("name {}", start + i as i64))));
-        let inner = StructArray::from(vec![(
-            Arc::new(Field::new("x", DataType::Int64, false)),
-            Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 2))) as _,
-        )]);
+        let fields = vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)];
+        let mut list = ListBuilder::new(StructBuilder::from_fields(fields, n));
+        let mut map = MapBuilder::new(None, StringBuilder::new(), Int64Builder::new());
+        for i in 0..n {
+            let row = start + i as i64;
+            for k in 0..(row % 3) {
+                let s = list.values();
+                s.field_builder::<Int32Builder>(0).unwrap().append_value((row + k) as i32);
+                s.field_builder::<StringBuilder>(1).unwrap().append_option((k % 2 == 0).then(|| format!("v{row}")));
+                s.append(true);
+            }
+            list.append(row % 5 != 0);
+            for k in 0..(row % 2) {
+                map.keys().append_value(format!("k{k}"));
+                map.values().append_value(row);
+            }
+            map.append(true).unwrap();
+        }
+        let (list, map) = (list.finish(), map.finish());
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
-            Field::new("nested", inner.data_type().clone(), false),
+            Field::new("list", list.data_type().clone(), true),
+            Field::new("map", map.data_type().clone(), false),
         ]));
-        RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(names), Arc::new(inner)]).unwrap()
+        RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(names), Arc::new(list), Arc::new(map)]).unwrap()
+    }
+
+    fn local_store(dir: &std::path::Path) -> Store {
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
+        Store::from_object_store(format!("file://{}", dir.display()), Arc::new(fs))
     }
 
     #[tokio::test]
-    async fn parallel_row_groups_read_back_in_order() {
+    async fn parallel_row_groups_are_the_file_arrow_writer_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-        let store = Store::from_object_store(format!("file://{}", dir.path().display()), Arc::new(fs));
+        let store = local_store(dir.path());
         let schema = batch(0, 1).schema();
         let props = WriterProperties::builder().set_max_row_group_row_count(Some(1000)).build();
-        let mut sink = ParquetSink::open(&store, "t/data.parquet", schema, props, 3).unwrap();
+        let mut sink = ParquetSink::open(&store, "t/data.parquet", schema.clone(), props.clone(), 3).unwrap();
+        let mut reference = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
         let mut expected = Vec::new();
         let mut start = 0;
         for n in [10, 2500, 1, 999, 490] {
             let b = batch(start, n);
             sink.write(&b).await.unwrap();
+            reference.write(&b).unwrap();
             expected.push(b);
             start += n as i64;
         }
-        assert!(store.head("t/data.parquet").await.unwrap().is_none(), "visible before close");
         assert_eq!(sink.close().await.unwrap(), 4000);
         let bytes = std::fs::read(dir.path().join("t/data.parquet")).unwrap();
+        assert!(bytes == reference.into_inner().unwrap(), "same bytes as ArrowWriter");
         let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
         let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
         assert_eq!(groups, [1000, 1000, 1000, 1000]);
@@ -363,30 +425,56 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    #[tokio::test]
+    async fn after_an_error_the_upload_is_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = local_store(dir.path());
+        let schema = batch(0, 1).schema();
+        let mut sink = ParquetSink::open(&store, "t/data.parquet", schema, WriterProperties::default(), 2).unwrap();
+        sink.write(&batch(0, 100)).await.unwrap();
+        let wrong = RecordBatch::try_from_iter([("id", Arc::new(StringArray::from(vec!["x"])) as _)]).unwrap();
+        assert!(sink.write(&wrong).await.unwrap_err().to_string().contains("differ"));
+        assert!(sink.write(&batch(100, 1)).await.unwrap_err().to_string().contains("earlier write"));
+        assert!(sink.close().await.is_err());
+        assert!(store.head("t/data.parquet").await.unwrap().is_none(), "nothing published");
+    }
+
     #[test]
     fn mostly_distinct_strings_are_written_plain() {
         let n = 5000;
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Utf8, false),
             Field::new("code", DataType::Utf8, false),
+            Field::new("sparse", DataType::Utf8, true),
+            Field::new("few", DataType::Utf8, true),
         ]));
         let ids = StringArray::from_iter_values((0..n).map(|i| format!("P{i:08}")));
         let codes = StringArray::from_iter_values((0..n).map(|i| ["A", "B", "C"][i % 3]));
-        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(codes)]).unwrap();
+        // Distinct but only 500 non-null values: too few to judge, the dictionary stays.
+        let sparse = StringArray::from_iter((0..n).map(|i| (i % 10 == 0).then(|| format!("S{i}"))));
+        let few = StringArray::from_iter((0..n).map(|i| (i < 1000).then(|| format!("F{i}"))));
+        let columns: Vec<Arc<dyn Array>> = vec![Arc::new(ids), Arc::new(codes), Arc::new(sparse), Arc::new(few)];
+        let b = RecordBatch::try_new(schema.clone(), columns).unwrap();
         let props = choose_dictionaries(WriterProperties::default(), &schema, &[b]);
         assert!(!props.dictionary_enabled(&ColumnPath::from("id")));
-        assert_eq!(props.statistics_enabled(&ColumnPath::from("id")), EnabledStatistics::None);
         assert!(props.dictionary_enabled(&ColumnPath::from("code")));
-        assert_ne!(props.statistics_enabled(&ColumnPath::from("code")), EnabledStatistics::None);
+        assert!(props.dictionary_enabled(&ColumnPath::from("sparse")));
+        assert!(props.dictionary_enabled(&ColumnPath::from("few")));
+        assert_eq!(
+            props.statistics_enabled(&ColumnPath::from("id")),
+            WriterProperties::default().statistics_enabled(&ColumnPath::from("id")),
+            "statistics are kept"
+        );
     }
 
     #[test]
-    fn leaves_of_nested_types() {
-        let s = DataType::Struct(
-            vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)].into(),
-        );
-        assert_eq!(leaf_count(&s), 2);
-        assert_eq!(leaf_count(&DataType::List(Arc::new(Field::new("i", s, true)))), 2);
-        assert_eq!(leaf_count(&DataType::Utf8), 1);
+    fn leaf_counts_match_the_column_writers() {
+        let schema = batch(0, 1).schema();
+        let (_, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), None)
+            .and_then(ArrowWriter::into_serialized_writer)
+            .unwrap();
+        let leaves: usize = schema.fields().iter().map(|f| leaf_count(f.data_type())).sum();
+        assert_eq!(leaves, 6);
+        assert_eq!(factory.create_column_writers(0).unwrap().len(), leaves);
     }
 }

@@ -29,25 +29,34 @@ pub struct Parsed {
     pub rejections: Vec<Rejection>,
 }
 
-/// Null tokens, pre-processed for a fast reject on long values.
+/// Null tokens, pre-processed for a fast reject: a value longer than every token, or whose first
+/// byte starts no token (in either case), is not compared with the tokens at all.
 #[derive(Debug, Clone)]
 pub struct NullTokens {
     tokens: Vec<String>,
     max_len: usize,
+    first_bytes: [bool; 256],
 }
 
 impl NullTokens {
     pub fn new<'a>(tokens: impl IntoIterator<Item = &'a String>) -> Self {
         let tokens: Vec<String> = tokens.into_iter().map(|t| t.trim().to_string()).collect();
         let max_len = tokens.iter().map(String::len).max().unwrap_or(0);
-        Self { tokens, max_len }
+        let mut first_bytes = [false; 256];
+        for b in tokens.iter().filter_map(|t| t.bytes().next()) {
+            first_bytes[b.to_ascii_lowercase() as usize] = true;
+            first_bytes[b.to_ascii_uppercase() as usize] = true;
+        }
+        Self { tokens, max_len, first_bytes }
     }
 
     /// True if the trimmed value is a null token.
     #[inline]
     pub fn is_null(&self, trimmed: &str) -> bool {
-        trimmed.is_empty()
-            || (trimmed.len() <= self.max_len && self.tokens.iter().any(|t| t.eq_ignore_ascii_case(trimmed)))
+        let Some(&first) = trimmed.as_bytes().first() else { return true };
+        trimmed.len() <= self.max_len
+            && self.first_bytes[first as usize]
+            && self.tokens.iter().any(|t| t.eq_ignore_ascii_case(trimmed))
     }
 }
 
@@ -465,6 +474,18 @@ mod tests {
         let mut required = parser(ColumnType::String);
         required.nullable = false;
         assert_eq!(run(&required, &["x", ""]).rejections.len(), 1, "a missing required value is still rejected");
+    }
+
+    #[test]
+    fn null_tokens_in_any_case_and_nothing_else() {
+        let tokens: Vec<String> = crate::config::pipeline::DEFAULT_NULL_TOKENS.iter().map(|s| s.to_string()).collect();
+        let nulls = NullTokens::new(&tokens);
+        for t in ["", "*", "-", "[e]", "[DS]", "[C]", "..", "null", "Null", "n/a", "na", "NA"] {
+            assert!(nulls.is_null(t), "{t:?}");
+        }
+        for v in ["N", "NAN", "0", "M", "[", ".", "NULLS", "E01000001", "x"] {
+            assert!(!nulls.is_null(v), "{v:?}");
+        }
     }
 
     #[test]
