@@ -70,6 +70,8 @@ pub struct ParquetSink {
     threads: usize,
     rows: u64,
     failed: bool,
+    /// The upload's completion has begun: it can no longer be aborted.
+    completing: bool,
 }
 
 impl ParquetSink {
@@ -92,6 +94,7 @@ impl ParquetSink {
             threads: threads.max(1),
             rows: 0,
             failed: false,
+            completing: false,
         })
     }
 
@@ -193,11 +196,14 @@ impl ParquetSink {
     }
 
     /// After an error nothing more is written: the upload is aborted (an incomplete multipart
-    /// upload is removed, a local temporary file deleted) and the sink refuses further work.
+    /// upload is removed, a local temporary file deleted) unless its completion had begun (the
+    /// store then holds the previous object or none), and the sink refuses further work.
     async fn abort_on_error<T>(&mut self, result: Result<T>) -> Result<T> {
         if result.is_err() {
             self.failed = true;
-            let _ = self.upload.abort().await;
+            if !self.completing {
+                let _ = self.upload.abort().await;
+            }
         }
         result
     }
@@ -216,6 +222,7 @@ impl ParquetSink {
         let open = self.open.as_mut().expect("opened");
         open.file.finish().map_err(Error::parquet(format!("completing {}", self.shown)))?;
         self.upload_buffered().await?;
+        self.completing = true;
         AsyncFileWriter::complete(&mut self.upload)
             .await
             .map_err(Error::parquet(format!("completing {}", self.shown)))?;
