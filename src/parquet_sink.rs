@@ -41,11 +41,6 @@ use std::sync::Mutex;
 /// Rows per row group when the properties set no limit.
 const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
 
-/// Encoding threads: the machine's parallelism, at most 8.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8)
-}
-
 /// Values sampled per string column to judge whether a dictionary pays.
 const DICTIONARY_SAMPLE: usize = 8192;
 

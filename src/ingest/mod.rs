@@ -354,7 +354,7 @@ impl Ingestor {
             schema,
             props.clone(),
             period,
-            crate::parquet_sink::default_threads(),
+            parallel::default_workers(),
         );
         let mut quarantine = QuarantineWriter::new(
             self.stores.warehouse.clone(),

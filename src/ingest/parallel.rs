@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 /// A normalised batch (or the error that ends the file) with its position in the source.
 pub type Numbered = (u64, Result<Normalised>);
 
-/// Worker threads for normalisation: the machine's parallelism, at most 8.
+/// Worker threads for normalisation and Parquet encoding: the machine's parallelism, at most 8.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8)
 }

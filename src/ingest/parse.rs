@@ -161,7 +161,6 @@ impl ColumnParser {
         if !plain || !self.recode.is_empty() {
             return None;
         }
-        let accepted: Vec<&[u8]> = self.accepted.iter().map(|a| a.as_bytes()).collect();
         let code = self.kind == ColumnType::Code;
         let mut validity = BooleanBufferBuilder::new(input.len());
         for row in 0..input.len() {
@@ -175,7 +174,7 @@ impl ColumnParser {
                         || last.is_ascii_whitespace()
                         || self.nulls.is_null(v)
                         || (code && b.iter().any(u8::is_ascii_lowercase))
-                        || (!accepted.is_empty() && !accepted.contains(&b))
+                        || (!self.accepted.is_empty() && !self.accepted.iter().any(|a| a.as_bytes() == b))
                     {
                         return None;
                     }

@@ -35,7 +35,13 @@ fn y_of(v: f64, lo: f64, hi: f64) -> f64 {
     TOP + (H - TOP - BOTTOM) * (1.0 - (v - lo) / (hi - lo).max(1e-12))
 }
 
-fn axes(out: &mut String, lo: f64, hi: f64, percent: bool) {
+/// Opens a captioned chart figure and draws its y axis from `lo` to `hi`.
+fn figure_with_axes(title: &str, lo: f64, hi: f64, percent: bool) -> String {
+    let mut out = format!(
+        r#"<figure><figcaption>{}</figcaption><svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
+        escape(title),
+        escape(title)
+    );
     for i in 0..=4 {
         let v = lo + (hi - lo) * i as f64 / 4.0;
         let y = y_of(v, lo, hi);
@@ -48,6 +54,7 @@ fn axes(out: &mut String, lo: f64, hi: f64, percent: bool) {
             y + 4.0
         );
     }
+    out
 }
 
 /// A line chart: x labels, series, reference lines; values as proportions when `percent`.
@@ -65,12 +72,7 @@ pub fn line_chart(
     }
     let pad = ((hi - lo) * 0.1).max(0.01);
     let (lo, hi) = ((lo - pad).max(0.0), if percent { (hi + pad).min(1.0) } else { hi + pad });
-    let mut out = format!(
-        r#"<figure><figcaption>{}</figcaption><svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
-        escape(title),
-        escape(title)
-    );
-    axes(&mut out, lo, hi, percent);
+    let mut out = figure_with_axes(title, lo, hi, percent);
     let n = x_labels.len().max(1);
     let x_of = |i: usize| LEFT + (W - LEFT - RIGHT) * (i as f64 + 0.5) / n as f64;
     for (i, label) in x_labels.iter().enumerate() {
@@ -135,12 +137,7 @@ pub fn bar_chart(title: &str, bars: &[Bar], references: &[Reference]) -> String 
         .chain(references.iter().map(|r| r.value))
         .fold(0.0f64, f64::max);
     let (lo, hi) = (0.0, (hi * 1.1).clamp(0.05, 1.0));
-    let mut out = format!(
-        r#"<figure><figcaption>{}</figcaption><svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
-        escape(title),
-        escape(title)
-    );
-    axes(&mut out, lo, hi, true);
+    let mut out = figure_with_axes(title, lo, hi, true);
     let n = bars.len().max(1);
     let slot = (W - LEFT - RIGHT) / n as f64;
     for (i, b) in bars.iter().enumerate() {

@@ -330,7 +330,7 @@ async fn run_model(
             let path = materialised_path(m);
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await.map_err(Error::datafusion(context("running")))?;
-            let threads = crate::parquet_sink::default_threads();
+            let threads = crate::ingest::parallel::default_workers();
             let mut sink =
                 crate::parquet_sink::ParquetSink::open(warehouse, &path, schema.clone(), props.clone(), threads)?;
             while let Some(batch) = stream.next().await {
