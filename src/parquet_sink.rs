@@ -12,10 +12,13 @@
 //! sees the previous object or the new one, never a partial one; after any error the upload is
 //! aborted and the sink refuses further work.
 //!
-//! Dictionary encoding is chosen per string column from the first row group: a column whose
-//! sampled values are mostly distinct (identifiers, pseudonyms) is written plain, since a
-//! dictionary would only be built to be abandoned; statistics and the other columns keep the
-//! properties' settings.
+//! Two choices are made per string column from the first row group's values. A column whose
+//! values are mostly distinct (identifiers, pseudonyms) is written plain, since a dictionary would
+//! only be built to be abandoned. A column whose values are scattered (changing from row to row in
+//! no order: sex, stage, ethnicity in an extract ordered by pathway) is written without min/max
+//! statistics: every row group would span nearly all its values, so they would prune nothing, and
+//! computing them costs two comparisons per value. Constant, clustered and sorted columns keep
+//! their statistics, and other columns keep the properties' settings.
 //!
 //! Memory: one row group of Arrow data plus its encoded form, whatever the number of rows (per
 //! object: a writer with several objects open holds one row group for each).
@@ -32,7 +35,7 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::errors::ParquetError;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,8 +44,11 @@ use std::sync::Mutex;
 /// Rows per row group when the properties set no limit.
 const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
 
-/// Values sampled per string column to judge whether a dictionary pays.
-const DICTIONARY_SAMPLE: usize = 8192;
+/// Values sampled per string column to choose its dictionary and statistics.
+const ENCODING_SAMPLE: usize = 8192;
+
+/// Fewest sampled values on which a choice is made.
+const MIN_SAMPLE: usize = 1024;
 
 /// The file writer, created when the first row group is encoded.
 struct OpenFile {
@@ -162,7 +168,7 @@ impl ParquetSink {
     /// Creates the file writer, with dictionaries chosen from the buffered rows.
     fn open_file(&mut self) -> Result<()> {
         let Some(props) = self.props.take() else { return Ok(()) };
-        let props = choose_dictionaries(props, &self.schema, &self.pending);
+        let props = choose_encodings(props, &self.schema, &self.pending);
         let (file, factory) = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(Error::parquet(format!("opening {}", self.shown)))?;
@@ -225,45 +231,93 @@ impl ParquetSink {
     }
 }
 
-/// Turns off the dictionary of top-level string columns whose sampled values (up to
-/// [`DICTIONARY_SAMPLE`] non-null ones, at least 1,024) are more than half distinct; everything
-/// else keeps `props`' settings.
-fn choose_dictionaries(props: WriterProperties, schema: &SchemaRef, batches: &[RecordBatch]) -> WriterProperties {
+/// What the sampled values of one string column say about its encoding.
+#[derive(Debug, Default, PartialEq)]
+struct StringSample {
+    sampled: usize,
+    distinct: usize,
+    /// Adjacent sampled values that differ, and of those the ones going up and down.
+    changes: usize,
+    ascents: usize,
+    descents: usize,
+}
+
+impl StringSample {
+    /// Samples up to [`ENCODING_SAMPLE`] non-null values of a string column.
+    fn of<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        let mut sample = Self::default();
+        let mut previous: Option<&str> = None;
+        for value in values.flatten().take(ENCODING_SAMPLE) {
+            seen.insert(value);
+            sample.sampled += 1;
+            if let Some(p) = previous.filter(|p| *p != value) {
+                sample.changes += 1;
+                match p < value {
+                    true => sample.ascents += 1,
+                    false => sample.descents += 1,
+                }
+            }
+            previous = Some(value);
+        }
+        sample.distinct = seen.len();
+        sample
+    }
+
+    /// Too few values to judge: the properties' settings stand.
+    fn judgeable(&self) -> bool {
+        self.sampled >= MIN_SAMPLE
+    }
+
+    /// More than half the values distinct: a dictionary would be built only to be abandoned.
+    fn mostly_distinct(&self) -> bool {
+        self.judgeable() && self.distinct * 2 > self.sampled
+    }
+
+    /// Values neither in long runs (changing on more than one row in eight) nor in order: each
+    /// row group's minimum and maximum then span nearly every value, so they prune nothing.
+    fn scattered(&self) -> bool {
+        self.judgeable() && self.changes * 8 > self.sampled && self.ascents > 0 && self.descents > 0
+    }
+}
+
+/// Chooses, per top-level string column, from its first [`ENCODING_SAMPLE`] non-null values (at
+/// least [`MIN_SAMPLE`]): no dictionary for mostly distinct values, and no statistics for
+/// scattered ones (see [`StringSample`]); sorted, clustered and constant columns keep theirs, as
+/// does every other column and every column with too few values to judge.
+fn choose_encodings(props: WriterProperties, schema: &SchemaRef, batches: &[RecordBatch]) -> WriterProperties {
     let mut plain = Vec::new();
+    let mut unmeasured = Vec::new();
     for (index, field) in schema.fields().iter().enumerate() {
         let path = ColumnPath::from(field.name().as_str());
-        if !matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-            || !props.dictionary_enabled(&path)
-        {
+        if !matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
             continue;
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut sampled = 0usize;
-        'batches: for batch in batches {
+        let values = batches.iter().flat_map(|batch| -> Box<dyn Iterator<Item = Option<&str>>> {
             let column = batch.column(index);
-            let values: Box<dyn Iterator<Item = Option<&str>>> = match column.data_type() {
+            match column.data_type() {
                 DataType::Utf8 => Box::new(column.as_string::<i32>().iter()),
                 DataType::LargeUtf8 => Box::new(column.as_string::<i64>().iter()),
                 _ => Box::new(column.as_string_view().iter()),
-            };
-            for value in values.flatten() {
-                seen.insert(value);
-                sampled += 1;
-                if sampled == DICTIONARY_SAMPLE {
-                    break 'batches;
-                }
             }
+        });
+        let sample = StringSample::of(values);
+        if sample.mostly_distinct() && props.dictionary_enabled(&path) {
+            plain.push(path.clone());
         }
-        if sampled >= 1024 && seen.len() * 2 > sampled {
-            plain.push(path);
+        if sample.scattered() && props.statistics_enabled(&path) != EnabledStatistics::None {
+            unmeasured.push(path);
         }
     }
-    if plain.is_empty() {
+    if plain.is_empty() && unmeasured.is_empty() {
         return props;
     }
     let mut builder = props.into_builder();
     for path in plain {
         builder = builder.set_column_dictionary_enabled(path, false);
+    }
+    for path in unmeasured {
+        builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
     }
     builder.build()
 }
@@ -442,31 +496,37 @@ mod tests {
     }
 
     #[test]
-    fn mostly_distinct_strings_are_written_plain() {
+    fn dictionaries_and_statistics_follow_the_sampled_values() {
         let n = 5000;
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Utf8, false),
-            Field::new("code", DataType::Utf8, false),
-            Field::new("sparse", DataType::Utf8, true),
-            Field::new("few", DataType::Utf8, true),
-        ]));
-        let ids = StringArray::from_iter_values((0..n).map(|i| format!("P{i:08}")));
-        let codes = StringArray::from_iter_values((0..n).map(|i| ["A", "B", "C"][i % 3]));
-        // Distinct but only 500 non-null values: too few to judge, the dictionary stays.
-        let sparse = StringArray::from_iter((0..n).map(|i| (i % 10 == 0).then(|| format!("S{i}"))));
-        let few = StringArray::from_iter((0..n).map(|i| (i < 1000).then(|| format!("F{i}"))));
-        let columns: Vec<Arc<dyn Array>> = vec![Arc::new(ids), Arc::new(codes), Arc::new(sparse), Arc::new(few)];
+        let names = ["id", "code", "sparse", "few", "constant", "clustered", "descending"];
+        let schema = Arc::new(Schema::new(
+            names.iter().map(|name| Field::new(*name, DataType::Utf8, true)).collect::<Vec<_>>(),
+        ));
+        let columns: Vec<Arc<dyn Array>> = vec![
+            // Distinct and ascending: plain, statistics kept (row groups hold ranges of ids).
+            Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("P{i:08}")))),
+            // Three values in turn: dictionary kept, statistics dropped.
+            Arc::new(StringArray::from_iter_values((0..n).map(|i| ["A", "C", "B"][i % 3]))),
+            // Distinct and scattered but only 500 non-null values: too few to judge.
+            Arc::new(StringArray::from_iter((0..n).map(|i| (i % 10 == 0).then(|| format!("S{}", i * 7919 % n))))),
+            Arc::new(StringArray::from_iter((0..n).map(|i| (i < 1000).then(|| format!("F{i}"))))),
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| "trusts/RAL/extract.csv"))),
+            // Runs of 100 in no order: clustered, statistics kept.
+            Arc::new(StringArray::from_iter_values((0..n).map(|i| ["X", "Z", "Y"][i / 100 % 3]))),
+            Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("D{:08}", n - i)))),
+        ];
         let b = RecordBatch::try_new(schema.clone(), columns).unwrap();
-        let props = choose_dictionaries(WriterProperties::default(), &schema, &[b]);
-        assert!(!props.dictionary_enabled(&ColumnPath::from("id")));
-        assert!(props.dictionary_enabled(&ColumnPath::from("code")));
-        assert!(props.dictionary_enabled(&ColumnPath::from("sparse")));
-        assert!(props.dictionary_enabled(&ColumnPath::from("few")));
-        assert_eq!(
-            props.statistics_enabled(&ColumnPath::from("id")),
-            WriterProperties::default().statistics_enabled(&ColumnPath::from("id")),
-            "statistics are kept"
-        );
+        let props = choose_encodings(WriterProperties::default(), &schema, &[b.slice(0, 3000), b.slice(3000, 2000)]);
+        let dictionary: Vec<bool> = names.iter().map(|c| props.dictionary_enabled(&ColumnPath::from(*c))).collect();
+        assert_eq!(dictionary, [false, true, true, true, true, true, false]);
+        let statistics: Vec<bool> = names
+            .iter()
+            .map(|c| props.statistics_enabled(&ColumnPath::from(*c)) != EnabledStatistics::None)
+            .collect();
+        assert_eq!(statistics, [true, false, true, true, true, true, true]);
+        let sample = StringSample::of(b.column(1).as_string::<i32>().iter());
+        let want = StringSample { sampled: 5000, distinct: 3, changes: 4999, ascents: 1667, descents: 3332 };
+        assert_eq!(sample, want);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod normalise;
 pub mod parallel;
 pub mod parquet_source;
 pub mod parse;
+pub mod records;
 pub mod source;
 pub mod text;
 pub mod writer;

@@ -2,17 +2,18 @@
 //!
 //! Bytes arrive in chunks from the object store; a transcoder turns them into UTF-8 (UTF-8 BOM
 //! stripped; UTF-16LE/BE and Windows-1252 decoded), the lines before the header are kept as title
-//! lines, the header row is found by offset or keyword, and the rest goes to Arrow's CSV decoder
-//! with every column read as text. Short rows are padded with nulls; a row with more fields than
-//! the header is a structural error for the whole file.
+//! lines, the header row is found by offset or keyword, and the rest goes to the
+//! [`RecordDecoder`](super::records::RecordDecoder), whose batches of records are read in place by
+//! normalisation. Short rows are padded with empty (missing) fields; a row with more fields than
+//! the header, or text that is not UTF-8, is a structural error for the whole file.
 
-use super::source::{delimiter, row_has_keyword, split_record, RawBatch, SourceHeader, SourceMsg, SourceTx};
+use super::records::{RecordDecoder, RecordError};
+use super::source::{
+    delimiter, row_has_keyword, split_record, RawBatch, RawColumns, SourceHeader, SourceMsg, SourceTx,
+};
 use crate::config::pipeline::{Encoding, SourceSpec};
 use crate::error::{Error, Result};
-use arrow::csv::reader::Decoder as CsvDecoder;
-use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
-use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Streaming transcoder to UTF-8.
@@ -103,8 +104,7 @@ pub fn read_text(
         let mut fresh = Vec::with_capacity(1 << 20);
         let mut blank_lines = BlankLineMarker::default();
         let delim = delimiter(spec);
-        let mut header: Option<(SourceHeader, CsvDecoder)> = None;
-        let mut next_row = 0u64;
+        let mut decoder: Option<RecordDecoder> = None;
         let mut done = false;
         while !done {
             let chunk = match chunks.blocking_recv() {
@@ -114,7 +114,7 @@ pub fn read_text(
                     Bytes::new()
                 }
             };
-            if header.is_none() {
+            if decoder.is_none() {
                 transcoder.push(&chunk, done, &mut utf8);
             } else if transcoder.passes_through() {
                 blank_lines.mark(&chunk, &mut utf8);
@@ -123,46 +123,35 @@ pub fn read_text(
                 transcoder.push(&chunk, done, &mut fresh);
                 blank_lines.mark(&fresh, &mut utf8);
             }
-            if header.is_none() {
+            if decoder.is_none() {
                 match find_header(file, spec, &utf8, done)? {
                     None => continue,
                     Some((h, consumed)) => {
-                        next_row = h.header_row + 1;
-                        let width = h.names.len();
-                        let fields: Vec<Field> =
-                            (0..width).map(|i| Field::new(format!("c{i}"), DataType::Utf8, true)).collect();
-                        let decoder = arrow::csv::ReaderBuilder::new(Arc::new(Schema::new(fields)))
-                            .with_header(false)
-                            .with_delimiter(delim)
-                            .with_batch_size(batch_rows)
-                            .with_truncated_rows(true)
-                            .build_decoder();
+                        decoder = Some(RecordDecoder::new(delim, h.names.len(), batch_rows, h.header_row + 1));
                         let rest = utf8.split_off(consumed);
                         utf8.clear();
                         blank_lines.mark(&rest, &mut utf8);
-                        if tx.blocking_send(Ok(SourceMsg::Header(h.clone()))).is_err() {
+                        if tx.blocking_send(Ok(SourceMsg::Header(h))).is_err() {
                             return Ok(());
                         }
-                        header = Some((h, decoder));
                     }
                 }
             }
-            let Some((_, decoder)) = header.as_mut() else { continue };
-            let emit = |decoder: &mut CsvDecoder, next_row: &mut u64| -> Result<bool> {
-                let Some(batch) = decoder.flush().map_err(|e| structure_error(file, *next_row, e))? else {
+            let Some(decoder) = decoder.as_mut() else { continue };
+            let emit = |decoder: &mut RecordDecoder| -> Result<bool> {
+                let Some(records) = decoder.flush().map_err(|e| structure_error(file, e))? else {
                     return Ok(true);
                 };
-                let rows = batch.num_rows();
-                let raw = RawBatch { columns: batch.columns().to_vec(), rows, first_row: *next_row };
-                *next_row += rows as u64;
+                let (rows, first_row) = (records.rows(), records.first_row());
+                let raw = RawBatch { columns: RawColumns::Records(records), rows, first_row };
                 Ok(tx.blocking_send(Ok(SourceMsg::Batch(raw))).is_ok())
             };
             let mut offset = 0;
             while offset < utf8.len() {
-                let consumed = decoder.decode(&utf8[offset..]).map_err(|e| structure_error(file, next_row, e))?;
+                let consumed = decoder.decode(&utf8[offset..]).map_err(|e| structure_error(file, e))?;
                 offset += consumed;
-                if decoder.capacity() == 0 {
-                    if !emit(decoder, &mut next_row)? {
+                if decoder.is_full() {
+                    if !emit(decoder)? {
                         return Ok(());
                     }
                 } else if consumed == 0 {
@@ -171,15 +160,21 @@ pub fn read_text(
             }
             utf8.drain(..offset);
             if done {
-                // An empty slice tells the decoder the input has ended (flushes a last line
+                // An empty slice tells the decoder the input has ended (completing a last line
                 // without a newline).
-                decoder.decode(&[]).map_err(|e| structure_error(file, next_row, e))?;
-                if !emit(decoder, &mut next_row)? {
-                    return Ok(());
+                loop {
+                    decoder.decode(&[]).map_err(|e| structure_error(file, e))?;
+                    let full = decoder.is_full();
+                    if !emit(decoder)? {
+                        return Ok(());
+                    }
+                    if !full {
+                        break;
+                    }
                 }
             }
         }
-        if header.is_none() {
+        if decoder.is_none() {
             return Err(Error::source_file(file, "file is empty"));
         }
         Ok(())
@@ -247,14 +242,8 @@ impl BlankLineMarker {
     }
 }
 
-fn structure_error(file: &str, near_row: u64, e: arrow::error::ArrowError) -> Error {
-    let reason = match &e {
-        arrow::error::ArrowError::CsvError(m) if m.contains("UTF") || m.contains("utf") => {
-            format!("text is not valid UTF-8 ({m}); declare source.encoding (utf16le, windows-1252) in the pipeline")
-        }
-        other => format!("malformed delimited data in the batch starting at row {near_row}: {other}"),
-    };
-    Error::SourceValue { file: file.to_string(), row: near_row, column: "(row structure)".into(), reason }
+fn structure_error(file: &str, e: RecordError) -> Error {
+    Error::SourceValue { file: file.to_string(), row: e.row, column: "(row structure)".into(), reason: e.reason }
 }
 
 /// Looks for the header in the decoded prefix. Returns the header and how many bytes of `text`
