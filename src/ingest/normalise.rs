@@ -10,12 +10,11 @@
 //! `_source_row` (1-based row in the source, as a spreadsheet numbers it).
 
 use super::nhs::Pseudonymiser;
-use super::parse::{arrow_type, ColumnParser, NullTokens, Parsed};
-use super::records::{FieldColumn, TextValues};
-use super::source::{header_key, RawBatch, RawColumns, SourceHeader};
+use super::parse::{arrow_type, ColumnParser, NullTokens};
+use super::source::{header_key, RawBatch, SourceHeader};
 use crate::config::pipeline::{ColumnSpec, ColumnType, DerivedFrom, DerivedSpec, Pipeline};
 use crate::error::{Error, Result};
-use arrow::array::{new_null_array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow::compute::filter;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use std::sync::Arc;
@@ -155,33 +154,32 @@ impl Normaliser {
     /// Normalises one raw batch.
     pub fn normalise(&self, raw: &RawBatch) -> Result<Normalised> {
         let n = raw.rows;
+        let text = |i: usize| -> Option<&StringArray> { raw.columns.get(i).map(|a| a.as_string::<i32>()) };
         // Keep rows that are neither blank nor declared for dropping.
-        let blank: Vec<bool> = match &raw.columns {
-            RawColumns::Records(records) => (0..n).map(|row| records.is_blank(row)).collect(),
-            RawColumns::Arrays(columns) => {
-                let mut blank = vec![true; n];
-                for col in columns {
-                    let col = col.as_string::<i32>();
-                    for (row, b) in blank.iter_mut().enumerate() {
-                        if *b && !col.text(row).trim().is_empty() {
-                            *b = false;
-                        }
-                    }
+        let mut blank = vec![true; n];
+        for col in &raw.columns {
+            let col = col.as_string::<i32>();
+            for (row, b) in blank.iter_mut().enumerate() {
+                if *b && !col.is_null(row) && !col.value(row).trim().is_empty() {
+                    *b = false;
                 }
-                blank
             }
-        };
+        }
         let mut dropped = vec![false; n];
         for (index, values) in &self.drop_rules {
-            for (row, d) in dropped.iter_mut().enumerate().filter(|(_, d)| !**d) {
-                if let Some(v) = raw_text(raw, *index, row).map(str::trim).filter(|v| !v.is_empty()) {
-                    *d = values.iter().any(|x| x.eq_ignore_ascii_case(v));
+            if let Some(col) = text(*index) {
+                for (row, d) in dropped.iter_mut().enumerate() {
+                    if !*d && !col.is_null(row) {
+                        let v = col.value(row).trim();
+                        *d = values.iter().any(|x| x.eq_ignore_ascii_case(v));
+                    }
                 }
             }
         }
         let rows_in = blank.iter().filter(|b| !**b).count() as u64;
         let rows_dropped = (0..n).filter(|i| !blank[*i] && dropped[*i]).count() as u64;
         let keep: Vec<usize> = (0..n).filter(|i| !blank[*i] && !dropped[*i]).collect();
+        let keep_mask = BooleanArray::from((0..n).map(|i| !blank[i] && !dropped[i]).collect::<Vec<_>>());
         let all_kept = keep.len() == n;
         let m = keep.len();
 
@@ -189,11 +187,7 @@ impl Normaliser {
         let mut bad = vec![false; m];
         let mut rejected = Vec::new();
         for c in &self.columns {
-            let width = match &raw.columns {
-                RawColumns::Arrays(columns) => columns.len(),
-                RawColumns::Records(records) => records.width(),
-            };
-            let Some(index) = c.source_index.filter(|i| *i < width) else {
+            let Some(source) = c.source_index.and_then(|i| raw.columns.get(i)) else {
                 arrays.push(new_null_array(&arrow_type(c.spec.kind), m));
                 if !c.spec.nullable {
                     for (row, b) in bad.iter_mut().enumerate() {
@@ -203,32 +197,20 @@ impl Normaliser {
                 }
                 continue;
             };
-            let mut take_rejections = |parsed: Parsed, input: &dyn Fn(usize) -> String| {
-                for r in parsed.rejections {
-                    bad[r.row] = true;
-                    let value = (c.spec.kind != ColumnType::NhsNumber).then(|| input(r.row)).filter(|v| !v.is_empty());
-                    rejected.push(self.reject(raw, &keep, r.row, c, r.reason, value));
-                }
-                parsed.array
+            let filtered: ArrayRef = if all_kept {
+                source.clone()
+            } else {
+                filter(source.as_ref(), &keep_mask).map_err(Error::arrow(format!("filtering {}", self.file)))?
             };
-            let array = match &raw.columns {
-                RawColumns::Records(records) => {
-                    let input = FieldColumn::new(records, index, &keep);
-                    take_rejections(c.parser.parse_fields(&input), &|row| input.text(row).to_string())
-                }
-                RawColumns::Arrays(columns) => {
-                    let filtered: ArrayRef = if all_kept {
-                        columns[index].clone()
-                    } else {
-                        let mask = BooleanArray::from((0..n).map(|i| !blank[i] && !dropped[i]).collect::<Vec<_>>());
-                        filter(columns[index].as_ref(), &mask)
-                            .map_err(Error::arrow(format!("filtering {}", self.file)))?
-                    };
-                    let input = filtered.as_string::<i32>();
-                    take_rejections(c.parser.parse(input), &|row| input.text(row).to_string())
-                }
-            };
-            arrays.push(array);
+            let input = filtered.as_string::<i32>();
+            let parsed = c.parser.parse(input);
+            for r in parsed.rejections {
+                bad[r.row] = true;
+                let value = (c.spec.kind != ColumnType::NhsNumber && !input.is_null(r.row))
+                    .then(|| input.value(r.row).to_string());
+                rejected.push(self.reject(raw, &keep, r.row, c, r.reason, value));
+            }
+            arrays.push(parsed.array);
         }
         for (_, value) in &self.derived {
             arrays.push(broadcast(value, m)?);
@@ -261,14 +243,6 @@ impl Normaliser {
         value: Option<String>,
     ) -> RejectedValue {
         RejectedValue { source_row: raw.first_row + keep[row] as u64, column: c.spec.name.clone(), reason, value }
-    }
-}
-
-/// The raw text of one cell, if the batch has that column.
-fn raw_text(raw: &RawBatch, column: usize, row: usize) -> Option<&str> {
-    match &raw.columns {
-        RawColumns::Arrays(columns) => columns.get(column).map(|c| c.as_string::<i32>().text(row)),
-        RawColumns::Records(records) => (column < records.width()).then(|| records.field(row, column)),
     }
 }
 
@@ -338,10 +312,7 @@ impl Normaliser {
                 .ok_or_else(|| Error::source_file(&self.file, format!("scope column '{name}' is not derived")))?;
             let text = arrow::compute::cast(value, &DataType::Utf8).map_err(Error::arrow("formatting scope"))?;
             let text = text.as_string::<i32>();
-            let v = match text.text(0) {
-                "" => "none".to_string(),
-                v => v.to_string(),
-            };
+            let v = if text.is_null(0) { "none".to_string() } else { text.value(0).to_string() };
             parts.push(
                 v.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>(),
             );

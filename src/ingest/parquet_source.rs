@@ -3,7 +3,7 @@
 //! shortest form) so that the same contract, null tokens and validations apply as for any other
 //! format.
 
-use super::source::{RawBatch, RawColumns, SourceHeader, SourceMsg, SourceTx};
+use super::source::{RawBatch, SourceHeader, SourceMsg, SourceTx};
 use crate::error::{Error, Result};
 use arrow::array::ArrayRef;
 use arrow::compute::cast;
@@ -39,7 +39,7 @@ fn send(file: &str, bytes: Bytes, batch_rows: usize, tx: &SourceTx) -> Result<()
             .map(|c| cast(c, &DataType::Utf8).map_err(Error::arrow(format!("casting {file} to text"))))
             .collect::<Result<Vec<ArrayRef>>>()?;
         let rows = batch.num_rows();
-        let raw = RawBatch { columns: RawColumns::Arrays(columns), rows, first_row: next_row };
+        let raw = RawBatch { columns, rows, first_row: next_row };
         next_row += rows as u64;
         if tx.blocking_send(Ok(SourceMsg::Batch(raw))).is_err() {
             return Ok(());

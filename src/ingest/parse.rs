@@ -1,14 +1,12 @@
-//! Vectorised value parsers: each turns one raw text column of a batch (an Arrow `StringArray`,
-//! or a column of delimited records read in place) into a typed Arrow array plus the list of
-//! rows whose value could not be parsed.
+//! Vectorised value parsers: each turns one raw text column (an Arrow `StringArray` of one
+//! batch) into a typed Arrow array plus the list of rows whose value could not be parsed.
 //!
-//! The kernels walk the values as `&str` slices and append to typed builders: no
+//! The kernels walk the array's value buffer as `&str` slices and append to typed builders: no
 //! per-row `String` is allocated except to describe a rejected value. Semantics per type are those
 //! of [`ColumnType`]; null tokens are compared trimmed and case-insensitively.
 
 use super::dates::{self, DEFAULT_DATE_FORMATS, DEFAULT_MONTH_FORMATS};
 use super::nhs::Pseudonymiser;
-use super::records::{FieldColumn, TextValues};
 use crate::config::pipeline::{BarePercent, ColumnType, DateFormat};
 use arrow::array::BooleanBufferBuilder;
 use arrow::array::{
@@ -86,33 +84,15 @@ pub fn arrow_type(kind: ColumnType) -> DataType {
 }
 
 impl ColumnParser {
-    /// Parses a whole column held in an Arrow array.
+    /// Parses a whole column. `input` must be Utf8.
     pub fn parse(&self, input: &StringArray) -> Parsed {
         if let Some(array) = self.pass_through(input) {
             return Parsed { array, rejections: vec![] };
         }
-        self.parse_values(input, input.value_data().len())
-    }
-
-    /// Parses a whole column read in place from delimited records: text columns are gathered
-    /// into an array first (so clean text keeps that one copy), other types parse the fields
-    /// where they lie.
-    pub fn parse_fields(&self, input: &FieldColumn) -> Parsed {
-        match self.kind {
-            ColumnType::String | ColumnType::Code | ColumnType::FinancialYear => {
-                self.parse(&input.to_string_array())
-            }
-            _ => self.parse_values(input, input.rows() * 32),
-        }
-    }
-
-    /// The general path: every value trimmed, checked and converted; `text_bytes` sizes the
-    /// output of text columns.
-    fn parse_values<T: TextValues>(&self, input: &T, text_bytes: usize) -> Parsed {
         let mut rejections = Vec::new();
         let array: ArrayRef = match self.kind {
             ColumnType::String | ColumnType::Code | ColumnType::FinancialYear | ColumnType::NhsNumber => {
-                let mut b = StringBuilder::with_capacity(input.rows(), text_bytes);
+                let mut b = StringBuilder::with_capacity(input.len(), input.value_data().len());
                 let mut scratch = String::new();
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => self.text(v, &mut scratch).map(|s| b.append_value(s)),
@@ -124,7 +104,7 @@ impl ColumnParser {
                 Arc::new(b.finish())
             }
             ColumnType::Integer => {
-                let mut b = Int64Builder::with_capacity(input.rows());
+                let mut b = Int64Builder::with_capacity(input.len());
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => parse_integer(v).map(|x| b.append_value(x)),
                     None => {
@@ -135,7 +115,7 @@ impl ColumnParser {
                 Arc::new(b.finish())
             }
             ColumnType::Number | ColumnType::Count | ColumnType::Percent => {
-                let mut b = Float64Builder::with_capacity(input.rows());
+                let mut b = Float64Builder::with_capacity(input.len());
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => self.float(v).map(|x| b.append_value(x)),
                     None => {
@@ -146,7 +126,7 @@ impl ColumnParser {
                 Arc::new(b.finish())
             }
             ColumnType::Date | ColumnType::Month => {
-                let mut b = Date32Builder::with_capacity(input.rows());
+                let mut b = Date32Builder::with_capacity(input.len());
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => self.date(v).map(|x| b.append_value(x)),
                     None => {
@@ -157,7 +137,7 @@ impl ColumnParser {
                 Arc::new(b.finish())
             }
             ColumnType::Boolean => {
-                let mut b = BooleanBuilder::with_capacity(input.rows());
+                let mut b = BooleanBuilder::with_capacity(input.len());
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => parse_bool(v).map(|x| b.append_value(x)),
                     None => {
@@ -221,17 +201,18 @@ impl ColumnParser {
     /// then calls `append(Some(value))` for each present value and `append(None)` for each null
     /// or rejected value (so the output stays aligned with the input).
     #[inline]
-    fn each<T: TextValues>(
+    fn each(
         &self,
-        input: &T,
+        input: &StringArray,
         rejections: &mut Vec<Rejection>,
         mut append: impl FnMut(Option<&str>) -> Result<(), String>,
     ) {
         let null = |append: &mut dyn FnMut(Option<&str>) -> Result<(), String>| {
             let _ = append(None);
         };
-        for row in 0..input.rows() {
-            let value = self.recoded(input.text(row).trim());
+        for row in 0..input.len() {
+            let raw = if input.is_null(row) { "" } else { input.value(row).trim() };
+            let value = self.recoded(raw);
             if self.nulls.is_null(value) {
                 null(&mut append);
                 if !self.nullable {

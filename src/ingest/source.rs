@@ -1,13 +1,11 @@
 //! Raw sources: every supported format is read into the same shape — a header (column names and
-//! the title text above it) followed by batches of text, one column per source column, each batch
-//! knowing the source row number of its first record. Spreadsheets and Parquet sources give text
-//! columns (`Utf8` arrays); delimited text gives its records as the tokenizer left them
-//! ([`DelimitedRecords`]), read in place. Normalisation then works on either, whatever the format.
+//! the title text above it) followed by batches of text columns (`Utf8`), one per source column,
+//! each batch knowing the source row number of its first record. Normalisation then works on that
+//! shape whatever the format.
 //!
 //! Each source runs on its own thread (or task) and sends [`SourceMsg`]s over a bounded channel,
 //! so reading, normalising and Parquet encoding overlap and memory stays bounded.
 
-use super::records::DelimitedRecords;
 use crate::config::pipeline::SourceSpec;
 use crate::error::Result;
 use arrow::array::ArrayRef;
@@ -27,19 +25,11 @@ pub struct SourceHeader {
     pub header_row: u64,
 }
 
-/// The text of a batch.
-#[derive(Debug, Clone)]
-pub enum RawColumns {
-    /// Utf8 arrays, one per header column, all the same length.
-    Arrays(Vec<ArrayRef>),
-    /// Delimited records, one field per header column.
-    Records(DelimitedRecords),
-}
-
-/// A batch of raw text.
+/// A batch of raw text columns.
 #[derive(Debug, Clone)]
 pub struct RawBatch {
-    pub columns: RawColumns,
+    /// Utf8 arrays, one per header column, all the same length.
+    pub columns: Vec<ArrayRef>,
     /// Number of rows.
     pub rows: usize,
     /// 1-based source row number of the first row.

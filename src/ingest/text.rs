@@ -3,14 +3,12 @@
 //! Bytes arrive in chunks from the object store; a transcoder turns them into UTF-8 (UTF-8 BOM
 //! stripped; UTF-16LE/BE and Windows-1252 decoded), the lines before the header are kept as title
 //! lines, the header row is found by offset or keyword, and the rest goes to the
-//! [`RecordDecoder`](super::records::RecordDecoder), whose batches of records are read in place by
-//! normalisation. Short rows are padded with empty (missing) fields; a row with more fields than
-//! the header, or text that is not UTF-8, is a structural error for the whole file.
+//! [`RecordDecoder`](super::records::RecordDecoder), which turns records into batches of text
+//! columns. Short rows are padded with nulls; a row with more fields than the header, or text that
+//! is not UTF-8, is a structural error for the whole file.
 
 use super::records::{RecordDecoder, RecordError};
-use super::source::{
-    delimiter, row_has_keyword, split_record, RawBatch, RawColumns, SourceHeader, SourceMsg, SourceTx,
-};
+use super::source::{delimiter, row_has_keyword, split_record, RawBatch, SourceHeader, SourceMsg, SourceTx};
 use crate::config::pipeline::{Encoding, SourceSpec};
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -139,11 +137,11 @@ pub fn read_text(
             }
             let Some(decoder) = decoder.as_mut() else { continue };
             let emit = |decoder: &mut RecordDecoder| -> Result<bool> {
-                let Some(records) = decoder.flush().map_err(|e| structure_error(file, e))? else {
+                let Some((columns, first_row)) = decoder.flush().map_err(|e| structure_error(file, e))? else {
                     return Ok(true);
                 };
-                let (rows, first_row) = (records.rows(), records.first_row());
-                let raw = RawBatch { columns: RawColumns::Records(records), rows, first_row };
+                let rows = columns.first().map_or(0, |c| c.len());
+                let raw = RawBatch { columns, rows, first_row };
                 Ok(tx.blocking_send(Ok(SourceMsg::Batch(raw))).is_ok())
             };
             let mut offset = 0;

@@ -33,6 +33,9 @@ pub struct OutputObject {
     pub rows: u64,
 }
 
+/// Rows per step of the Parquet column encoders.
+pub const WRITE_BATCH_ROWS: usize = 8192;
+
 /// Parquet writer properties for the warehouse.
 /// Columns in `undictionaried` are written without a dictionary.
 pub fn writer_properties(settings: &IngestSettings, undictionaried: &[String]) -> Result<WriterProperties> {
@@ -40,6 +43,9 @@ pub fn writer_properties(settings: &IngestSettings, undictionaried: &[String]) -
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(settings.row_group_rows))
+        // Values handed to the column encoders at a time: fewer, larger steps than the default
+        // 1,024 (pages may overrun their 1 MiB target by up to one step).
+        .set_write_batch_size(WRITE_BATCH_ROWS)
         .set_created_by(format!("alliance-warehouse {}", env!("CARGO_PKG_VERSION")));
     for column in undictionaried {
         let path = ColumnPath::from(column.as_str());

@@ -3,7 +3,7 @@
 //! as their `#N/A` text so that they are quarantined with a reason rather than lost), then sent as
 //! raw batches like any other source. Positions are absolute: `header.offset = 0` is Excel row 1.
 
-use super::source::{row_has_keyword, RawBatch, RawColumns, SourceHeader, SourceMsg, SourceTx};
+use super::source::{row_has_keyword, RawBatch, SourceHeader, SourceMsg, SourceTx};
 use crate::config::pipeline::SourceSpec;
 use crate::error::{Error, Result};
 use arrow::array::{ArrayRef, StringBuilder};
@@ -117,7 +117,7 @@ fn send_sheet(file: &str, spec: &SourceSpec, batch_rows: usize, bytes: Bytes, tx
         }
         let arrays: Vec<ArrayRef> = builders.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
         let batch = RawBatch {
-            columns: RawColumns::Arrays(arrays),
+            columns: arrays,
             rows: chunk.len(),
             first_row: first_excel_row + (chunk_index * batch_rows) as u64,
         };
