@@ -499,9 +499,8 @@ mod tests {
     fn dictionaries_and_statistics_follow_the_sampled_values() {
         let n = 5000;
         let names = ["id", "code", "sparse", "few", "constant", "clustered", "descending"];
-        let schema = Arc::new(Schema::new(
-            names.iter().map(|name| Field::new(*name, DataType::Utf8, true)).collect::<Vec<_>>(),
-        ));
+        let schema =
+            Arc::new(Schema::new(names.iter().map(|name| Field::new(*name, DataType::Utf8, true)).collect::<Vec<_>>()));
         let columns: Vec<Arc<dyn Array>> = vec![
             // Distinct and ascending: plain, statistics kept (row groups hold ranges of ids).
             Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("P{i:08}")))),
@@ -519,10 +518,8 @@ mod tests {
         let props = choose_encodings(WriterProperties::default(), &schema, &[b.slice(0, 3000), b.slice(3000, 2000)]);
         let dictionary: Vec<bool> = names.iter().map(|c| props.dictionary_enabled(&ColumnPath::from(*c))).collect();
         assert_eq!(dictionary, [false, true, true, true, true, true, false]);
-        let statistics: Vec<bool> = names
-            .iter()
-            .map(|c| props.statistics_enabled(&ColumnPath::from(*c)) != EnabledStatistics::None)
-            .collect();
+        let statistics: Vec<bool> =
+            names.iter().map(|c| props.statistics_enabled(&ColumnPath::from(*c)) != EnabledStatistics::None).collect();
         assert_eq!(statistics, [true, false, true, true, true, true, true]);
         let sample = StringSample::of(b.column(1).as_string::<i32>().iter());
         let want = StringSample { sampled: 5000, distinct: 3, changes: 4999, ascents: 1667, descents: 3332 };

@@ -1,10 +1,12 @@
 //! Delimited records to text columns in one pass.
 //!
-//! [`RecordDecoder`] drives `csv_core` over UTF-8 text one record at a time into a small scratch
-//! buffer, and scatters each record's fields into per-column value buffers while the record is
-//! still in the processor's cache; a full batch becomes one Arrow `StringArray` per column (the
-//! buffers are handed over, not copied). Compared with tokenising a whole batch row-major and then
-//! gathering each column from it, every byte is touched once, in order.
+//! [`RecordDecoder`] turns UTF-8 text into per-column value buffers one record at a time, and a
+//! full batch into one Arrow `StringArray` per column (the buffers are handed over, not copied).
+//! A plain line — no quote, no carriage return but a final one — is split at its delimiters with
+//! SIMD searches and its fields copied straight from the input; any other record goes through
+//! `csv_core` (quoting, escaped quotes, embedded line breaks) into a small scratch buffer and is
+//! scattered from there while still in cache. Either way every byte is touched once, in order,
+//! where tokenising a whole batch row-major and then gathering each column would walk it twice.
 //!
 //! Semantics, as Arrow's CSV reader with every column as text: an empty field is a null; a record
 //! with fewer fields than the header is padded with nulls; a record with more is an error naming
@@ -42,12 +44,21 @@ impl ColumnBuffer {
         offsets.push(0);
         Self { values: Vec::with_capacity(bytes), offsets, valid: BooleanBufferBuilder::new(rows) }
     }
+
+    /// Appends one field; an empty field is a null.
+    #[inline]
+    fn push(&mut self, field: &[u8]) {
+        self.values.extend_from_slice(field);
+        self.offsets.push(self.values.len() as i32);
+        self.valid.append(!field.is_empty());
+    }
 }
 
 /// Push decoder from UTF-8 delimited text to batches of text columns.
 #[derive(Debug)]
 pub struct RecordDecoder {
     reader: Reader,
+    delimiter: u8,
     width: usize,
     batch_rows: usize,
     /// The record being read: its field bytes (`record_len` in use) and field ends.
@@ -70,6 +81,7 @@ impl RecordDecoder {
         let batch_rows = batch_rows.max(1);
         Self {
             reader: ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
             width,
             batch_rows,
             record: vec![0; 4096],
@@ -95,6 +107,12 @@ impl RecordDecoder {
     pub fn decode(&mut self, input: &[u8]) -> Result<usize, RecordError> {
         let mut consumed = 0;
         while !self.is_full() {
+            if self.fields == 0 && self.record_len == 0 {
+                if let Some(line) = self.plain_line(&input[consumed..])? {
+                    consumed += line;
+                    continue;
+                }
+            }
             if self.record.len() - self.record_len < 256 {
                 self.record.resize(self.record.len() * 2, 0);
             }
@@ -126,14 +144,41 @@ impl RecordDecoder {
         Ok(consumed)
     }
 
+    /// The fast path for the common record: a whole line ending in `\n` (or `\r\n`), not empty,
+    /// with no quote and no other `\r`. Its fields are split at the delimiters, as `csv_core`
+    /// would split them, and go straight from the input to their columns. Returns the bytes
+    /// taken, or `None` to leave the record to `csv_core`.
+    fn plain_line(&mut self, input: &[u8]) -> Result<Option<usize>, RecordError> {
+        let Some(end) = memchr::memchr(b'\n', input) else { return Ok(None) };
+        let line = input[..end].strip_suffix(b"\r").unwrap_or(&input[..end]);
+        if line.is_empty() || memchr::memchr2(b'"', b'\r', line).is_some() {
+            return Ok(None);
+        }
+        let fields = memchr::memchr_iter(self.delimiter, line).count() + 1;
+        if fields > self.width {
+            return Err(self.wrong_width(fields.to_string()));
+        }
+        let mut start = 0;
+        let mut columns = self.columns.iter_mut();
+        for (field_end, column) in memchr::memchr_iter(self.delimiter, line).chain([line.len()]).zip(&mut columns) {
+            column.push(&line[start..field_end]);
+            start = field_end + 1;
+        }
+        for column in columns {
+            column.push(&[]);
+        }
+        self.bytes += line.len();
+        self.rows += 1;
+        self.next_row += 1;
+        Ok(Some(end + 1))
+    }
+
     /// Appends the completed record's fields to their columns (missing trailing fields as nulls).
     fn scatter(&mut self) {
         let mut start = 0;
         for (c, column) in self.columns.iter_mut().enumerate() {
             let end = if c < self.fields { self.ends[c] } else { start };
-            column.values.extend_from_slice(&self.record[start..end]);
-            column.offsets.push(column.values.len() as i32);
-            column.valid.append(end > start);
+            column.push(&self.record[start..end]);
             start = end;
         }
         self.bytes += self.record_len;
@@ -203,7 +248,10 @@ mod tests {
             if let Some((columns, first_row)) = decoder.flush()? {
                 assert_eq!(first_row, 2 + batches.iter().map(Vec::len).sum::<usize>() as u64);
                 let rows = (0..columns[0].len()).map(|row| {
-                    columns.iter().map(|c| c.as_string::<i32>()).map(move |c| c.is_valid(row).then(|| c.value(row).to_string()))
+                    columns
+                        .iter()
+                        .map(|c| c.as_string::<i32>())
+                        .map(move |c| c.is_valid(row).then(|| c.value(row).to_string()))
                 });
                 batches.push(rows.map(Iterator::collect).collect());
             }
@@ -251,8 +299,29 @@ mod tests {
         assert_eq!(err, RecordError { row: 3, reason: "the record has 3 fields where the header has 2".into() });
         let many = format!("a,b\n{}\n", vec!["x"; 50].join(","));
         let err = decode(many.as_bytes(), 2, 1, 1000).unwrap_err();
+        assert_eq!((err.row, err.reason.as_str()), (3, "the record has 50 fields where the header has 2"));
+        // Quoted, so csv_core reads it: it stops counting once the record is too long.
+        let quoted = format!("a,b\n{}\n", vec!["\"x\""; 50].join(","));
+        let err = decode(quoted.as_bytes(), 2, 1, 1000).unwrap_err();
         assert_eq!(err.row, 3);
-        assert!(err.reason.contains("more than"), "{}", err.reason);
+        assert!(err.reason.contains("more than 3 fields"), "{}", err.reason);
+    }
+
+    #[test]
+    fn line_ends_split_as_csv_core_splits_them() {
+        // CRLF, a lone CR (a record end to csv_core), a space-only line, a blank line (skipped).
+        let text = b"a,1\r\nb,2\r\nc,3\rd,4\n \n\ne,\r\n";
+        let want = vec![
+            row(&[Some("a"), Some("1")]),
+            row(&[Some("b"), Some("2")]),
+            row(&[Some("c"), Some("3")]),
+            row(&[Some("d"), Some("4")]),
+            row(&[Some(" "), None]),
+            row(&[Some("e"), None]),
+        ];
+        for chunk in 1..=9 {
+            assert_eq!(decode(text, 2, 4, chunk).unwrap().concat(), want, "chunks of {chunk}");
+        }
     }
 
     #[test]
