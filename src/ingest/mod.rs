@@ -19,7 +19,6 @@ pub mod parallel;
 pub mod parquet_source;
 pub mod parse;
 pub mod records;
-pub mod sha256_pair;
 pub mod source;
 pub mod text;
 pub mod writer;

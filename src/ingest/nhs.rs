@@ -5,7 +5,6 @@
 //! The pseudonym is the first 128 bits of HMAC-SHA256(key, ten digits), as 32 lowercase hex
 //! characters: stable for a key, unlinkable without it. The raw number is never stored or logged.
 
-use super::sha256_pair::compress_pair;
 use sha2::{Digest, Sha256};
 
 /// Validates and normalises an NHS number to its ten digits.
@@ -127,42 +126,13 @@ impl Pseudonymiser {
 
     /// The pseudonym written into a caller's buffer (no allocation per value).
     pub fn pseudonym_into<'a>(&self, digits: &[u8; 10], out: &'a mut [u8; 32]) -> &'a str {
-        *out = hex(&self.tag(digits));
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in self.tag(digits).iter().enumerate() {
+            out[2 * i] = HEX[(b >> 4) as usize];
+            out[2 * i + 1] = HEX[(b & 15) as usize];
+        }
         std::str::from_utf8(out).expect("hex is ASCII")
     }
-
-    /// The pseudonyms of many numbers as hex bytes, in order, appended to `out`: computed two
-    /// at a time with [`compress_pair`], the same values as [`pseudonym`](Self::pseudonym).
-    pub fn pseudonyms(&self, numbers: &[[u8; 10]], out: &mut Vec<[u8; 32]>) {
-        out.reserve(numbers.len());
-        let mut pairs = numbers.chunks_exact(2);
-        for pair in &mut pairs {
-            let (mut inner0, mut inner1) = (self.inner, self.inner);
-            compress_pair(&mut inner0, &final_block(&pair[0], 64), &mut inner1, &final_block(&pair[1], 64));
-            let (mut outer0, mut outer1) = (self.outer, self.outer);
-            let (last0, last1) = (final_block(&digest_bytes(&inner0), 64), final_block(&digest_bytes(&inner1), 64));
-            compress_pair(&mut outer0, &last0, &mut outer1, &last1);
-            for outer in [outer0, outer1] {
-                let mut tag = [0u8; 16];
-                tag.copy_from_slice(&digest_bytes(&outer)[..16]);
-                out.push(hex(&tag));
-            }
-        }
-        for digits in pairs.remainder() {
-            out.push(hex(&self.tag(digits)));
-        }
-    }
-}
-
-/// Lower-case hex of a 16-byte tag.
-fn hex(tag: &[u8; 16]) -> [u8; 32] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (i, b) in tag.iter().enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 15) as usize];
-    }
-    out
 }
 
 #[cfg(test)]
@@ -205,16 +175,5 @@ mod tests {
                 assert_eq!(p.pseudonym(&digits), expected, "key of {} bytes", key.len());
             }
         }
-    }
-
-    #[test]
-    fn pseudonyms_in_pairs_equal_one_at_a_time() {
-        let p = Pseudonymiser::new(b"0123456789abcdef");
-        let numbers: Vec<[u8; 10]> =
-            (0..7u64).map(|i| format!("{:010}", 9434765919 - i * 1_234_567).as_bytes().try_into().unwrap()).collect();
-        let mut many = Vec::new();
-        p.pseudonyms(&numbers, &mut many);
-        let one_by_one: Vec<[u8; 32]> = numbers.iter().map(|d| p.pseudonym(d).as_bytes().try_into().unwrap()).collect();
-        assert_eq!(many, one_by_one);
     }
 }

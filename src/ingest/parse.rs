@@ -12,7 +12,7 @@ use arrow::array::BooleanBufferBuilder;
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringArray, StringBuilder,
 };
-use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::DataType;
 use std::sync::Arc;
 
@@ -91,8 +91,7 @@ impl ColumnParser {
         }
         let mut rejections = Vec::new();
         let array: ArrayRef = match self.kind {
-            ColumnType::NhsNumber => self.pseudonymise(input, &mut rejections),
-            ColumnType::String | ColumnType::Code | ColumnType::FinancialYear => {
+            ColumnType::String | ColumnType::Code | ColumnType::FinancialYear | ColumnType::NhsNumber => {
                 let mut b = StringBuilder::with_capacity(input.len(), input.value_data().len());
                 let mut scratch = String::new();
                 self.each(input, &mut rejections, |v| match v {
@@ -185,43 +184,12 @@ impl ColumnParser {
             validity.append(present);
         }
         let nulls = NullBuffer::new(validity.finish());
+        // Usually the nulls are the source's own (empty cells): the array is kept as it is.
+        if input.nulls().map_or(nulls.null_count() == 0, |own| *own == nulls) {
+            return Some(Arc::new(input.clone()));
+        }
         let array = StringArray::try_new(input.offsets().clone(), input.values().clone(), Some(nulls)).ok()?;
         Some(Arc::new(array))
-    }
-
-    /// NHS numbers: validated, then pseudonymised a batch at a time (in pairs, see
-    /// [`Pseudonymiser::pseudonyms`]); the numbers themselves are dropped.
-    fn pseudonymise(&self, input: &StringArray, rejections: &mut Vec<Rejection>) -> ArrayRef {
-        let mut numbers: Vec<[u8; 10]> = Vec::with_capacity(input.len());
-        let mut present = BooleanBufferBuilder::new(input.len());
-        self.each(input, rejections, |v| {
-            let Some(v) = v else {
-                present.append(false);
-                return Ok(());
-            };
-            self.pseudonymiser.as_ref().ok_or("no pseudonymisation key configured")?;
-            numbers.push(super::nhs::validate(v)?);
-            present.append(true);
-            Ok(())
-        });
-        let mut hex = Vec::with_capacity(numbers.len());
-        if let Some(p) = &self.pseudonymiser {
-            p.pseudonyms(&numbers, &mut hex);
-        }
-        let present = present.finish();
-        let mut values = Vec::with_capacity(hex.len() * 32);
-        let mut offsets = Vec::with_capacity(input.len() + 1);
-        offsets.push(0i32);
-        let mut next = hex.iter();
-        for row in 0..input.len() {
-            if present.value(row) {
-                values.extend_from_slice(next.next().expect("one pseudonym per present value"));
-            }
-            offsets.push(i32::try_from(values.len()).expect("a batch's pseudonyms fit 2 GiB"));
-        }
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-        let array = StringArray::try_new(offsets, Buffer::from_vec(values), Some(NullBuffer::new(present)));
-        Arc::new(array.expect("pseudonyms are ASCII hex"))
     }
 
     /// Parses a single value (derived columns): `Ok(None)` for a null token.
@@ -299,6 +267,14 @@ impl ColumnParser {
             }
             ColumnType::FinancialYear => {
                 *scratch = parse_financial_year(v)?;
+                Ok(scratch.as_str())
+            }
+            ColumnType::NhsNumber => {
+                let p = self.pseudonymiser.as_ref().ok_or("no pseudonymisation key configured")?;
+                let digits = super::nhs::validate(v)?;
+                let mut hex = [0u8; 32];
+                scratch.clear();
+                scratch.push_str(p.pseudonym_into(&digits, &mut hex));
                 Ok(scratch.as_str())
             }
             _ => Ok(v),
