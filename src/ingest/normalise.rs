@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow::compute::filter;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A value that failed its contract.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,8 @@ pub struct Normaliser {
     /// The staging schema with every field nullable: rows are assembled under it, and only
     /// after the rejected rows are removed do non-nullable columns hold no nulls.
     relaxed: SchemaRef,
+    /// See [`Normaliser::constant_columns`].
+    constants: Mutex<Vec<ArrayRef>>,
 }
 
 /// The staging schema of a pipeline.
@@ -144,7 +146,8 @@ impl Normaliser {
         let relaxed = Arc::new(Schema::new(
             schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
         ));
-        Ok(Self { file: file.to_string(), columns, derived, drop_rules, schema, relaxed })
+        let constants = Mutex::new(Vec::new());
+        Ok(Self { file: file.to_string(), columns, derived, drop_rules, schema, relaxed, constants })
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -212,10 +215,7 @@ impl Normaliser {
             }
             arrays.push(parsed.array);
         }
-        for (_, value) in &self.derived {
-            arrays.push(broadcast(value, m)?);
-        }
-        arrays.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.file.as_str(), m))));
+        arrays.extend(self.constant_columns(m)?);
         arrays.push(Arc::new(Int64Array::from_iter_values(keep.iter().map(|i| raw.first_row as i64 + *i as i64))));
         let rows_quarantined = bad.iter().filter(|b| **b).count() as u64;
         let arrays = if rows_quarantined > 0 {
@@ -231,6 +231,22 @@ impl Normaliser {
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(Error::arrow(format!("assembling rows of {}", self.file)))?;
         Ok(Normalised { batch, rejected, rows_in, rows_dropped, rows_quarantined })
+    }
+
+    /// The derived columns and `_source_file` for `m` rows: slices of the columns built for the
+    /// longest batch so far, so their values are written once per file, not once per batch.
+    fn constant_columns(&self, m: usize) -> Result<Vec<ArrayRef>> {
+        let mut cached = self.constants.lock().map_err(|_| Error::source_file(&self.file, "a normaliser panicked"))?;
+        if cached.first().is_none_or(|c| c.len() < m) {
+            let mut columns = Vec::with_capacity(self.derived.len() + 1);
+            for (_, value) in &self.derived {
+                columns.push(broadcast(value, m)?);
+            }
+            columns
+                .push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.file.as_str(), m))) as ArrayRef);
+            *cached = columns;
+        }
+        Ok(cached.iter().map(|c| c.slice(0, m)).collect())
     }
 
     fn reject(

@@ -15,8 +15,8 @@
 //! an error naming the row and field. A batch ends at `batch_rows` records, or earlier once it
 //! holds [`MAX_BATCH_BYTES`] of field data (Arrow's 32-bit offsets bound a column).
 
-use arrow::array::{ArrayRef, BooleanBufferBuilder, StringArray};
-use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::array::{ArrayRef, StringArray};
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use std::sync::Arc;
 
@@ -34,27 +34,26 @@ pub struct RecordError {
     pub reason: String,
 }
 
-/// One column's share of the batch: value bytes, offsets and validity.
+/// One column's share of the batch: value bytes and offsets (an empty field is a null, so the
+/// validity follows from the offsets when the batch is handed over).
 #[derive(Debug)]
 struct ColumnBuffer {
     values: Vec<u8>,
     offsets: Vec<i32>,
-    valid: BooleanBufferBuilder,
 }
 
 impl ColumnBuffer {
     fn new(rows: usize, bytes: usize) -> Self {
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0);
-        Self { values: Vec::with_capacity(bytes), offsets, valid: BooleanBufferBuilder::new(rows) }
+        Self { values: Vec::with_capacity(bytes), offsets }
     }
 
-    /// Appends one field; an empty field is a null.
+    /// Appends one field.
     #[inline]
     fn push(&mut self, field: &[u8]) {
         self.values.extend_from_slice(field);
         self.offsets.push(self.values.len() as i32);
-        self.valid.append(!field.is_empty());
     }
 }
 
@@ -257,8 +256,9 @@ impl RecordDecoder {
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.width);
         for (c, column) in self.columns.iter_mut().enumerate() {
             let bytes = column.values.len();
-            let mut done = std::mem::replace(column, ColumnBuffer::new(self.batch_rows, bytes + bytes / 8));
-            let nulls = NullBuffer::new(done.valid.finish());
+            let done = std::mem::replace(column, ColumnBuffer::new(self.batch_rows, bytes + bytes / 8));
+            let offsets = &done.offsets;
+            let nulls = NullBuffer::new(BooleanBuffer::collect_bool(self.rows, |i| offsets[i + 1] > offsets[i]));
             let nulls = (nulls.null_count() > 0).then_some(nulls);
             let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
             let values = Buffer::from_vec(done.values);
