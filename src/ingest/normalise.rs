@@ -160,11 +160,16 @@ impl Normaliser {
         let text = |i: usize| -> Option<&StringArray> { raw.columns.get(i).map(|a| a.as_string::<i32>()) };
         // Keep rows that are neither blank nor declared for dropping.
         let mut blank = vec![true; n];
+        let mut blanks = n;
         for col in &raw.columns {
+            if blanks == 0 {
+                break;
+            }
             let col = col.as_string::<i32>();
             for (row, b) in blank.iter_mut().enumerate() {
                 if *b && !col.is_null(row) && !col.value(row).trim().is_empty() {
                     *b = false;
+                    blanks -= 1;
                 }
             }
         }

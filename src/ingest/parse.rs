@@ -161,7 +161,11 @@ impl ColumnParser {
         if !plain || !self.recode.is_empty() {
             return None;
         }
-        let code = self.kind == ColumnType::Code;
+        // Codes must be upper case: one pass over all the text (bytes under nulls included,
+        // which at worst sends the column down the general path).
+        if self.kind == ColumnType::Code && input.value_data().iter().any(u8::is_ascii_lowercase) {
+            return None;
+        }
         let mut validity = BooleanBufferBuilder::new(input.len());
         for row in 0..input.len() {
             let v = if input.is_null(row) { "" } else { input.value(row) };
@@ -173,7 +177,6 @@ impl ColumnParser {
                     if first.is_ascii_whitespace()
                         || last.is_ascii_whitespace()
                         || self.nulls.is_null(v)
-                        || (code && b.iter().any(u8::is_ascii_lowercase))
                         || (!self.accepted.is_empty() && !self.accepted.iter().any(|a| a.as_bytes() == b))
                     {
                         return None;

@@ -193,7 +193,7 @@ impl RecordDecoder {
     /// the bytes taken.
     fn split_window(&mut self, window: &[u8]) -> Result<usize, RecordError> {
         let (mut line_start, mut field_start, mut column) = (0, 0, 0);
-        for at in memchr::memchr2_iter(self.delimiter, b'\n', window) {
+        for at in Separators::new(window, self.delimiter) {
             if window[at] != b'\n' {
                 if column + 1 == self.width {
                     let line_end = line_start + memchr::memchr(b'\n', &window[line_start..]).unwrap_or(0);
@@ -281,6 +281,85 @@ impl RecordDecoder {
         self.rows = 0;
         self.bytes = 0;
         Ok(Some((arrays, first_row)))
+    }
+}
+
+/// Positions of the delimiter and of `\n` in a window, in order. On x86-64 each 16 bytes are
+/// compared with both at once (SSE2, always present there) and the matches read off a bit mask,
+/// so a line's twenty-odd separators cost one pass rather than one search each; elsewhere, and
+/// for a NUL delimiter, `memchr`'s two-byte search.
+struct Separators<'a> {
+    window: &'a [u8],
+    #[cfg(target_arch = "x86_64")]
+    simd: Option<SseSeparators>,
+    fallback: memchr::Memchr2<'a>,
+}
+
+#[cfg(target_arch = "x86_64")]
+struct SseSeparators {
+    delimiter: std::arch::x86_64::__m128i,
+    newline: std::arch::x86_64::__m128i,
+    /// Start of the block `mask` describes, and where the next block starts.
+    base: usize,
+    next: usize,
+    mask: u32,
+}
+
+impl<'a> Separators<'a> {
+    fn new(window: &'a [u8], delimiter: u8) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let simd = (delimiter != 0).then(|| {
+            use std::arch::x86_64::_mm_set1_epi8;
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            let (delimiter, newline) = unsafe { (_mm_set1_epi8(delimiter as i8), _mm_set1_epi8(b'\n' as i8)) };
+            SseSeparators { delimiter, newline, base: 0, next: 0, mask: 0 }
+        });
+        Self {
+            window,
+            #[cfg(target_arch = "x86_64")]
+            simd,
+            fallback: memchr::memchr2_iter(delimiter, b'\n', window),
+        }
+    }
+}
+
+impl Iterator for Separators<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(sse) = &mut self.simd {
+            use std::arch::x86_64::*;
+            while sse.mask == 0 {
+                if sse.next >= self.window.len() {
+                    return None;
+                }
+                sse.base = sse.next;
+                sse.next += 16;
+                let mut block = [0u8; 16];
+                let bytes = match self.window.get(sse.base..sse.next) {
+                    Some(full) => full,
+                    None => {
+                        // The last, short block, padded with NULs (which match neither byte).
+                        let tail = &self.window[sse.base..];
+                        block[..tail.len()].copy_from_slice(tail);
+                        &block
+                    }
+                };
+                // SAFETY: an unaligned 16-byte load from a 16-byte slice; SSE2 is part of the
+                // x86-64 baseline.
+                sse.mask = unsafe {
+                    let v = _mm_loadu_si128(bytes.as_ptr() as *const __m128i);
+                    let hits = _mm_or_si128(_mm_cmpeq_epi8(v, sse.delimiter), _mm_cmpeq_epi8(v, sse.newline));
+                    _mm_movemask_epi8(hits) as u32
+                };
+            }
+            let bit = sse.mask.trailing_zeros() as usize;
+            sse.mask &= sse.mask - 1;
+            return Some(sse.base + bit);
+        }
+        self.fallback.next()
     }
 }
 
@@ -418,6 +497,17 @@ mod tests {
             let fast = decode_with(text.as_bytes(), 4, batch_rows, chunk, true).map(|b| b.concat());
             let slow = decode_with(text.as_bytes(), 4, batch_rows, chunk, false).map(|b| b.concat());
             assert_eq!(fast, slow, "{text:?} in chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn separators_are_found_in_order_in_any_window() {
+        for len in 0..70 {
+            let window: Vec<u8> = (0..len).map(|i| [b'a', b',', b'\n', b'x', b'\t'][(i * 7 + i / 3) % 5]).collect();
+            for delimiter in [b',', b'\t', 0] {
+                let want: Vec<usize> = (0..len).filter(|i| [delimiter, b'\n'].contains(&window[*i])).collect();
+                assert_eq!(Separators::new(&window, delimiter).collect::<Vec<_>>(), want, "{len} bytes");
+            }
         }
     }
 
