@@ -163,7 +163,7 @@ impl ColumnParser {
         }
         // Codes must be upper case: one pass over all the text (bytes under nulls included,
         // which at worst sends the column down the general path).
-        if self.kind == ColumnType::Code && input.value_data().iter().any(u8::is_ascii_lowercase) {
+        if self.kind == ColumnType::Code && has_ascii_lowercase(input.value_data()) {
             return None;
         }
         let mut validity = BooleanBufferBuilder::new(input.len());
@@ -218,7 +218,7 @@ impl ColumnParser {
             let _ = append(None);
         };
         for row in 0..input.len() {
-            let raw = if input.is_null(row) { "" } else { input.value(row).trim() };
+            let raw = if input.is_null(row) { "" } else { trim(input.value(row)) };
             let value = self.recoded(raw);
             if self.nulls.is_null(value) {
                 null(&mut append);
@@ -312,6 +312,21 @@ impl ColumnParser {
             .or_else(|| formats.iter().find_map(|f| dates::parse_with(*f, v)))
             .ok_or_else(|| format!("not a date in {formats:?}: {}", self.shown(v)))?;
         Ok(if self.kind == ColumnType::Month { dates::month_start(days) } else { days })
+    }
+}
+
+/// True if any byte is a lower-case ASCII letter; blocks of 64 bytes are folded without early
+/// exits, which the compiler turns into vector instructions.
+fn has_ascii_lowercase(bytes: &[u8]) -> bool {
+    bytes.chunks(64).any(|block| block.iter().fold(false, |any, b| any | b.is_ascii_lowercase()))
+}
+
+/// `str::trim`, skipped when both ends are visible ASCII (the usual case).
+#[inline]
+fn trim(v: &str) -> &str {
+    match (v.as_bytes().first(), v.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => v,
+        _ => v.trim(),
     }
 }
 
@@ -508,6 +523,20 @@ mod tests {
         assert_eq!(out.rejections.len(), 1);
         assert_eq!(out.rejections[0].row, 1);
         assert_eq!(out.array.as_string::<i32>().value(2), "RULED OUT");
+    }
+
+    #[test]
+    fn lower_case_found_anywhere_and_trim_shortcut() {
+        let mut bytes = vec![b'A'; 200];
+        assert!(!has_ascii_lowercase(&bytes));
+        for at in [0, 63, 64, 199] {
+            bytes[at] = b'z';
+            assert!(has_ascii_lowercase(&bytes), "at {at}");
+            bytes[at] = b'A';
+        }
+        for v in ["A1", " A1", "A1\t", "\u{a0}x\u{a0}", "", " "] {
+            assert_eq!(trim(v), v.trim());
+        }
     }
 
     #[test]
