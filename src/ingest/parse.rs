@@ -8,11 +8,10 @@
 use super::dates::{self, DEFAULT_DATE_FORMATS, DEFAULT_MONTH_FORMATS};
 use super::nhs::Pseudonymiser;
 use crate::config::pipeline::{BarePercent, ColumnType, DateFormat};
-use arrow::array::BooleanBufferBuilder;
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringArray, StringBuilder,
 };
-use arrow::buffer::NullBuffer;
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::datatypes::DataType;
 use std::sync::Arc;
 
@@ -166,31 +165,29 @@ impl ColumnParser {
         if self.kind == ColumnType::Code && has_ascii_lowercase(input.value_data()) {
             return None;
         }
-        let mut validity = BooleanBufferBuilder::new(input.len());
-        for row in 0..input.len() {
+        // `Some(present)` for a value kept as it is, `None` for one that needs work.
+        let present = |row: usize| -> Option<bool> {
             let v = if input.is_null(row) { "" } else { input.value(row) };
             let b = v.as_bytes();
-            let present = match (b.first(), b.last()) {
-                (None, _) | (_, None) if self.nullable => false,
-                (None, _) | (_, None) => return None,
-                (Some(first), Some(last)) => {
-                    if first.is_ascii_whitespace()
-                        || last.is_ascii_whitespace()
-                        || self.nulls.is_null(v)
-                        || (!self.accepted.is_empty() && !self.accepted.iter().any(|a| a.as_bytes() == b))
-                    {
-                        return None;
-                    }
-                    true
-                }
-            };
-            validity.append(present);
+            match (b.first(), b.last()) {
+                (None, _) | (_, None) => self.nullable.then_some(false),
+                (Some(first), Some(last)) => (!(first.is_ascii_whitespace()
+                    || last.is_ascii_whitespace()
+                    || self.nulls.is_null(v)
+                    || (!self.accepted.is_empty() && !self.accepted.iter().any(|a| a.as_bytes() == b))))
+                .then_some(true),
+            }
+        };
+        // Usually every value is kept and the nulls are the source's own (empty cells): the
+        // array is kept as it is, and no validity is built.
+        let mut same_nulls = true;
+        for row in 0..input.len() {
+            same_nulls &= present(row)? == input.is_valid(row);
         }
-        let nulls = NullBuffer::new(validity.finish());
-        // Usually the nulls are the source's own (empty cells): the array is kept as it is.
-        if input.nulls().map_or(nulls.null_count() == 0, |own| *own == nulls) {
+        if same_nulls {
             return Some(Arc::new(input.clone()));
         }
+        let nulls = NullBuffer::new(BooleanBuffer::collect_bool(input.len(), |row| present(row) == Some(true)));
         let array = StringArray::try_new(input.offsets().clone(), input.values().clone(), Some(nulls)).ok()?;
         Some(Arc::new(array))
     }
