@@ -104,11 +104,6 @@ impl ParquetSink {
         &self.path
     }
 
-    /// Rows written so far (buffered ones included).
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Adds a batch; encodes a row group whenever one is full.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.refuse_after_failure()?;
@@ -340,7 +335,7 @@ fn leaf_count(data_type: &DataType) -> usize {
 
 /// Encodes one row group: every field's leaves, fields shared out among `threads` threads.
 /// Returns the column chunks in leaf order.
-pub fn encode_row_group(
+fn encode_row_group(
     writers: Vec<ArrowColumnWriter>,
     schema: &SchemaRef,
     batches: &[RecordBatch],

@@ -211,9 +211,7 @@ impl RecordDecoder {
                 for rest in &mut self.columns[column + 1..] {
                     rest.push(&[]);
                 }
-                self.bytes += field_end - line_start;
-                self.rows += 1;
-                self.next_row += 1;
+                self.end_record(field_end - line_start);
             }
             (line_start, field_start, column) = (at + 1, at + 1, 0);
             if self.is_full() {
@@ -231,9 +229,14 @@ impl RecordDecoder {
             column.push(&self.record[start..end]);
             start = end;
         }
-        self.bytes += self.record_len;
-        self.record_len = 0;
+        let bytes = std::mem::take(&mut self.record_len);
         self.fields = 0;
+        self.end_record(bytes);
+    }
+
+    /// Counts a completed record holding `bytes` of field data, whichever path read it.
+    fn end_record(&mut self, bytes: usize) {
+        self.bytes += bytes;
         self.rows += 1;
         self.next_row += 1;
     }
