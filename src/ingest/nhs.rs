@@ -2,13 +2,37 @@
 //!
 //! A valid NHS number is ten digits (spaces and hyphens allowed in the source) whose tenth digit
 //! is the modulus-11 check digit of the first nine (weights 10..2; 11 → 0; 10 is never valid).
-//! The pseudonym is the first 128 bits of HMAC-SHA256(key, ten digits), as 32 lowercase hex
-//! characters: stable for a key, unlinkable without it. The raw number is never stored or logged.
+//! The pseudonym is the first 128 bits of HMAC-SHA256(key, ten digits), stored as 16 bytes
+//! (Arrow `FixedSizeBinary(16)`, Parquet `FIXED_LEN_BYTE_ARRAY(16)`; `alliance query` shows it as
+//! 32 hex digits): stable for a key, unlinkable without it. The raw number is never stored or
+//! logged.
 
 use sha2::{Digest, Sha256};
 
+/// Bytes of a pseudonym.
+pub const PSEUDONYM_BYTES: usize = 16;
+
 /// Validates and normalises an NHS number to its ten digits.
 pub fn validate(raw: &str) -> Result<[u8; 10], String> {
+    // The usual form, ten bare digits, is checked without the general scan.
+    let digits = match <[u8; 10]>::try_from(raw.as_bytes()) {
+        Ok(d) if d.iter().fold(true, |all, b| all & b.is_ascii_digit()) => d,
+        _ => gather_digits(raw)?,
+    };
+    let sum: u32 = digits[..9].iter().zip((2..=10u32).rev()).map(|(d, w)| (d - b'0') as u32 * w).sum();
+    let check = match 11 - sum % 11 {
+        11 => 0,
+        10 => return Err("invalid NHS number: check digit cannot be 10".into()),
+        c => c,
+    };
+    if check != (digits[9] - b'0') as u32 {
+        return Err("invalid NHS number: modulus-11 check digit fails".into());
+    }
+    Ok(digits)
+}
+
+/// The ten digits of a number written with spaces or hyphens.
+fn gather_digits(raw: &str) -> Result<[u8; 10], String> {
     let mut digits = [0u8; 10];
     let mut n = 0;
     for b in raw.bytes() {
@@ -23,15 +47,6 @@ pub fn validate(raw: &str) -> Result<[u8; 10], String> {
     }
     if n != 10 {
         return Err("invalid NHS number: not ten digits".into());
-    }
-    let sum: u32 = digits[..9].iter().enumerate().map(|(i, d)| (d - b'0') as u32 * (10 - i as u32)).sum();
-    let check = match 11 - sum % 11 {
-        11 => 0,
-        10 => return Err("invalid NHS number: check digit cannot be 10".into()),
-        c => c,
-    };
-    if check != (digits[9] - b'0') as u32 {
-        return Err("invalid NHS number: modulus-11 check digit fails".into());
     }
     Ok(digits)
 }
@@ -107,31 +122,15 @@ impl Pseudonymiser {
         Self { inner, outer }
     }
 
-    /// 32-hex-character pseudonym of a validated NHS number.
-    pub fn pseudonym(&self, digits: &[u8; 10]) -> String {
-        let mut out = [0u8; 32];
-        self.pseudonym_into(digits, &mut out).to_string()
-    }
-
-    /// The first 16 bytes of HMAC-SHA256(key, digits).
-    pub fn tag(&self, digits: &[u8; 10]) -> [u8; 16] {
+    /// The pseudonym of a validated NHS number: the first 16 bytes of HMAC-SHA256(key, digits).
+    pub fn pseudonym(&self, digits: &[u8; 10]) -> [u8; PSEUDONYM_BYTES] {
         let mut inner = self.inner;
         compress(&mut inner, &final_block(digits, 64));
         let mut outer = self.outer;
         compress(&mut outer, &final_block(&digest_bytes(&inner), 64));
-        let mut tag = [0u8; 16];
-        tag.copy_from_slice(&digest_bytes(&outer)[..16]);
+        let mut tag = [0u8; PSEUDONYM_BYTES];
+        tag.copy_from_slice(&digest_bytes(&outer)[..PSEUDONYM_BYTES]);
         tag
-    }
-
-    /// The pseudonym written into a caller's buffer (no allocation per value).
-    pub fn pseudonym_into<'a>(&self, digits: &[u8; 10], out: &'a mut [u8; 32]) -> &'a str {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (i, b) in self.tag(digits).iter().enumerate() {
-            out[2 * i] = HEX[(b >> 4) as usize];
-            out[2 * i + 1] = HEX[(b & 15) as usize];
-        }
-        std::str::from_utf8(out).expect("hex is ASCII")
     }
 }
 
@@ -147,6 +146,17 @@ mod tests {
         assert!(validate("94347659").is_err());
         assert!(validate("94347659190").is_err());
         assert!(validate("943476591X").is_err());
+        assert!(validate("943-476-5919X").is_err());
+        assert_eq!(&validate("943-476-5919").unwrap(), b"9434765919");
+        assert!(validate("9434765918").unwrap_err().contains("modulus-11"));
+        assert!(validate("9434765 18").unwrap_err().contains("ten digits"));
+        // A check digit of 10 is never valid (first nine digits weighing 1 mod 11).
+        let nine = (0..1_000_000_000u64)
+            .step_by(7919)
+            .map(|n| format!("{n:09}"))
+            .find(|n| check_digit(&n.bytes().map(|b| b - b'0').collect::<Vec<_>>().try_into().unwrap()).is_none())
+            .unwrap();
+        assert!(validate(&format!("{nine}0")).unwrap_err().contains("cannot be 10"));
         assert_eq!(check_digit(&[9, 4, 3, 4, 7, 6, 5, 9, 1]), Some(9));
     }
 
@@ -157,8 +167,7 @@ mod tests {
         let d = validate("9434765919").unwrap();
         assert_eq!(a.pseudonym(&d), a.pseudonym(&d));
         assert_ne!(a.pseudonym(&d), b.pseudonym(&d));
-        assert_eq!(a.pseudonym(&d).len(), 32);
-        assert!(!a.pseudonym(&d).contains("9434765919"));
+        assert!(!a.pseudonym(&d).windows(10).any(|w| w == b"9434765919"));
         assert!(!format!("{a:?}").contains("key-a"));
     }
 
@@ -171,8 +180,8 @@ mod tests {
                 let digits: [u8; 10] = number.as_bytes().try_into().unwrap();
                 let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
                 mac.update(&digits);
-                let expected = hex::encode(&mac.finalize().into_bytes()[..16]);
-                assert_eq!(p.pseudonym(&digits), expected, "key of {} bytes", key.len());
+                let expected = mac.finalize().into_bytes();
+                assert_eq!(p.pseudonym(&digits)[..], expected[..16], "key of {} bytes", key.len());
             }
         }
     }

@@ -6,10 +6,11 @@
 //! of [`ColumnType`]; null tokens are compared trimmed and case-insensitively.
 
 use super::dates::{self, DEFAULT_DATE_FORMATS, DEFAULT_MONTH_FORMATS};
-use super::nhs::Pseudonymiser;
+use super::nhs::{self, Pseudonymiser, PSEUDONYM_BYTES};
 use crate::config::pipeline::{BarePercent, ColumnType, DateFormat};
 use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringArray, StringBuilder,
+    Array, ArrayRef, BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder, Float64Builder, Int64Builder, StringArray,
+    StringBuilder,
 };
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::datatypes::DataType;
@@ -74,7 +75,8 @@ pub struct ColumnParser {
 /// Arrow type a column type is stored as.
 pub fn arrow_type(kind: ColumnType) -> DataType {
     match kind {
-        ColumnType::String | ColumnType::Code | ColumnType::FinancialYear | ColumnType::NhsNumber => DataType::Utf8,
+        ColumnType::String | ColumnType::Code | ColumnType::FinancialYear => DataType::Utf8,
+        ColumnType::NhsNumber => DataType::FixedSizeBinary(PSEUDONYM_BYTES as i32),
         ColumnType::Integer => DataType::Int64,
         ColumnType::Number | ColumnType::Count | ColumnType::Percent => DataType::Float64,
         ColumnType::Date | ColumnType::Month => DataType::Date32,
@@ -90,7 +92,23 @@ impl ColumnParser {
         }
         let mut rejections = Vec::new();
         let array: ArrayRef = match self.kind {
-            ColumnType::String | ColumnType::Code | ColumnType::FinancialYear | ColumnType::NhsNumber => {
+            ColumnType::NhsNumber => {
+                let mut b = FixedSizeBinaryBuilder::with_capacity(input.len(), PSEUDONYM_BYTES as i32);
+                let key = self.pseudonymiser.as_deref();
+                self.each(input, &mut rejections, |v| match v {
+                    Some(v) => {
+                        let key = key.ok_or("no pseudonymisation key configured")?;
+                        let pseudonym = key.pseudonym(&nhs::validate(v)?);
+                        b.append_value(pseudonym).map_err(|e| e.to_string())
+                    }
+                    None => {
+                        b.append_null();
+                        Ok(())
+                    }
+                });
+                Arc::new(b.finish())
+            }
+            ColumnType::String | ColumnType::Code | ColumnType::FinancialYear => {
                 let mut b = StringBuilder::with_capacity(input.len(), input.value_data().len());
                 let mut scratch = String::new();
                 self.each(input, &mut rejections, |v| match v {
@@ -269,14 +287,6 @@ impl ColumnParser {
                 *scratch = parse_financial_year(v)?;
                 Ok(scratch.as_str())
             }
-            ColumnType::NhsNumber => {
-                let p = self.pseudonymiser.as_ref().ok_or("no pseudonymisation key configured")?;
-                let digits = super::nhs::validate(v)?;
-                let mut hex = [0u8; 32];
-                scratch.clear();
-                scratch.push_str(p.pseudonym_into(&digits, &mut hex));
-                Ok(scratch.as_str())
-            }
             _ => Ok(v),
         }
     }
@@ -452,6 +462,24 @@ mod tests {
         assert_eq!((a.value(0), a.value(1)), (1000, 12));
         assert_eq!(out.rejections[0], Rejection { row: 2, reason: "required value is missing".into() });
         assert_eq!(out.rejections[1].row, 3);
+    }
+
+    #[test]
+    fn nhs_numbers_become_sixteen_byte_pseudonyms() {
+        let key = Arc::new(Pseudonymiser::new(b"0123456789abcdef"));
+        let mut p = parser(ColumnType::NhsNumber);
+        p.pseudonymiser = Some(key.clone());
+        let out = run(&p, &["9434765919", " 943 476 5919 ", "", "9434765918", "94347659"]);
+        let a = out.array.as_fixed_size_binary();
+        assert_eq!(a.value_length(), 16);
+        let expected = key.pseudonym(b"9434765919");
+        assert_eq!((a.value(0), a.value(1)), (&expected[..], &expected[..]));
+        assert!(a.is_null(2) && a.is_null(3) && a.is_null(4));
+        let rejected: Vec<_> = out.rejections.iter().map(|r| (r.row, r.reason.contains("modulus-11"))).collect();
+        assert_eq!(rejected, vec![(3, true), (4, false)]);
+        assert!(out.rejections.iter().all(|r| !r.reason.contains("943")));
+        p.pseudonymiser = None;
+        assert!(run(&p, &["9434765919"]).rejections[0].reason.contains("no pseudonymisation key"));
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct RecordDecoder {
     bytes: usize,
     /// Source row number of the next record to complete.
     next_row: u64,
+    /// Whether the batch's text may hold a byte outside ASCII (then its columns are checked as
+    /// UTF-8 when handed over; ASCII text is valid UTF-8 however it is cut).
+    non_ascii: bool,
 }
 
 impl RecordDecoder {
@@ -102,6 +105,7 @@ impl RecordDecoder {
             rows: 0,
             bytes: 0,
             next_row: first_row,
+            non_ascii: false,
         }
     }
 
@@ -193,7 +197,8 @@ impl RecordDecoder {
     /// the bytes taken.
     fn split_window(&mut self, window: &[u8]) -> Result<usize, RecordError> {
         let (mut line_start, mut field_start, mut column) = (0, 0, 0);
-        for at in Separators::new(window, self.delimiter) {
+        let mut separators = Separators::new(window, self.delimiter);
+        for at in separators.by_ref() {
             if window[at] != b'\n' {
                 if column + 1 == self.width {
                     let line_end = line_start + memchr::memchr(b'\n', &window[line_start..]).unwrap_or(0);
@@ -218,11 +223,13 @@ impl RecordDecoder {
                 break;
             }
         }
+        self.non_ascii |= separators.non_ascii_in(&window[..line_start]);
         Ok(line_start)
     }
 
     /// Appends the completed record's fields to their columns (missing trailing fields as nulls).
     fn scatter(&mut self) {
+        self.non_ascii |= !self.record[..self.record_len].is_ascii();
         let mut start = 0;
         for (c, column) in self.columns.iter_mut().enumerate() {
             let end = if c < self.fields { self.ends[c] } else { start };
@@ -265,6 +272,12 @@ impl RecordDecoder {
             let nulls = (nulls.null_count() > 0).then_some(nulls);
             let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
             let values = Buffer::from_vec(done.values);
+            if !self.non_ascii {
+                // SAFETY: the offsets start at 0 and rise to the values' length, as `push` wrote
+                // them, and every value byte is ASCII, so each value is valid UTF-8.
+                arrays.push(Arc::new(unsafe { StringArray::new_unchecked(offsets, values, nulls) }));
+                continue;
+            }
             let array = StringArray::try_new(offsets.clone(), values.clone(), nulls).map_err(|e| {
                 // Only text that is not UTF-8 fails here: name its row and field.
                 let Some(at) = std::str::from_utf8(values.as_slice()).err().map(|e| e.valid_up_to()) else {
@@ -283,6 +296,7 @@ impl RecordDecoder {
         }
         self.rows = 0;
         self.bytes = 0;
+        self.non_ascii = false;
         Ok(Some((arrays, first_row)))
     }
 }
@@ -306,6 +320,8 @@ struct SseSeparators {
     base: usize,
     next: usize,
     mask: u32,
+    /// The high bits of every byte of the blocks read so far.
+    high: u32,
 }
 
 impl<'a> Separators<'a> {
@@ -315,7 +331,7 @@ impl<'a> Separators<'a> {
             use std::arch::x86_64::_mm_set1_epi8;
             // SAFETY: SSE2 is part of the x86-64 baseline.
             let (delimiter, newline) = unsafe { (_mm_set1_epi8(delimiter as i8), _mm_set1_epi8(b'\n' as i8)) };
-            SseSeparators { delimiter, newline, base: 0, next: 0, mask: 0 }
+            SseSeparators { delimiter, newline, base: 0, next: 0, mask: 0, high: 0 }
         });
         Self {
             window,
@@ -323,6 +339,17 @@ impl<'a> Separators<'a> {
             simd,
             fallback: memchr::memchr2_iter(delimiter, b'\n', window),
         }
+    }
+
+    /// Whether `taken`, a start of the window that ends at a separator already returned, may
+    /// hold a byte outside ASCII. The vector path has seen every byte of it; the other path
+    /// checks it.
+    fn non_ascii_in(&self, taken: &[u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(sse) = &self.simd {
+            return sse.high != 0;
+        }
+        !taken.is_ascii()
     }
 }
 
@@ -354,6 +381,7 @@ impl Iterator for Separators<'_> {
                 // x86-64 baseline.
                 sse.mask = unsafe {
                     let v = _mm_loadu_si128(bytes.as_ptr() as *const __m128i);
+                    sse.high |= _mm_movemask_epi8(v) as u32;
                     let hits = _mm_or_si128(_mm_cmpeq_epi8(v, sse.delimiter), _mm_cmpeq_epi8(v, sse.newline));
                     _mm_movemask_epi8(hits) as u32
                 };
@@ -473,6 +501,23 @@ mod tests {
         let err = decode(b"ok,fine\nalso,fine\nbad,caf\xE9\n", 2, 10, 1000).unwrap_err();
         assert_eq!(err.row, 4);
         assert!(err.reason.starts_with("field 2 is not valid UTF-8"), "{}", err.reason);
+        // Whichever path reads the bad byte, in whichever batch, and however the text is cut.
+        for (text, row, field) in [
+            (&b"a,b\nok,fine\nbad,\xE9x\n"[..], 4, 2),
+            (&b"a,b\nok,fine\n\"b\xE9d\",x\n"[..], 4, 1),
+            (&b"a,b\nok,caf\xC3\xA9\n\xFF,x\n"[..], 4, 1),
+        ] {
+            for (batch_rows, chunk) in [(1, 1000), (10, 3), (2, 1)] {
+                for plain in [true, false] {
+                    let err = decode_with(text, 2, batch_rows, chunk, plain).unwrap_err();
+                    assert_eq!(err.row, row, "{text:?}");
+                    assert!(err.reason.starts_with(&format!("field {field} is not valid UTF-8")), "{}", err.reason);
+                }
+            }
+        }
+        // Text outside ASCII that is valid UTF-8 is kept as it is.
+        let rows = decode(b"caf\xC3\xA9,na\xC3\xAFve\n\"z\xC3\xB6e\",x\n", 2, 1, 5).unwrap().concat();
+        assert_eq!(rows, vec![row(&[Some("café"), Some("naïve")]), row(&[Some("zöe"), Some("x")])]);
     }
 
     #[test]
@@ -484,7 +529,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        let pieces = ["a", "bb", "", " ", "\"q,uoted\"", "\"multi\nline\"", "\"esc\"\"aped\""];
+        let pieces = ["a", "bb", "", " ", "\"q,uoted\"", "\"multi\nline\"", "\"esc\"\"aped\"", "café", "\"naïve,\""];
         for _ in 0..300 {
             let mut text = String::new();
             for _ in 0..next(12) {
