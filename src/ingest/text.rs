@@ -112,10 +112,15 @@ pub fn read_text(
                     Bytes::new()
                 }
             };
+            // A UTF-8 chunk without blank lines is decoded where it is, once the text before it is.
+            let mut in_place = false;
             if decoder.is_none() {
                 transcoder.push(&chunk, done, &mut utf8);
             } else if transcoder.passes_through() {
-                blank_lines.mark(&chunk, &mut utf8);
+                in_place = utf8.is_empty() && blank_lines.pass(&chunk);
+                if !in_place {
+                    blank_lines.mark(&chunk, &mut utf8);
+                }
             } else {
                 fresh.clear();
                 transcoder.push(&chunk, done, &mut fresh);
@@ -144,19 +149,29 @@ pub fn read_text(
                 let raw = RawBatch { columns, rows, first_row };
                 Ok(tx.blocking_send(Ok(SourceMsg::Batch(raw))).is_ok())
             };
-            let mut offset = 0;
-            while offset < utf8.len() {
-                let consumed = decoder.decode(&utf8[offset..]).map_err(|e| structure_error(file, e))?;
-                offset += consumed;
-                if decoder.is_full() {
-                    if !emit(decoder)? {
-                        return Ok(());
+            // Decodes all it can of `text`, handing over each full batch; returns the bytes
+            // decoded, or `None` when the reader has gone.
+            let feed = |decoder: &mut RecordDecoder, text: &[u8]| -> Result<Option<usize>> {
+                let mut offset = 0;
+                while offset < text.len() {
+                    let consumed = decoder.decode(&text[offset..]).map_err(|e| structure_error(file, e))?;
+                    offset += consumed;
+                    if decoder.is_full() {
+                        if !emit(decoder)? {
+                            return Ok(None);
+                        }
+                    } else if consumed == 0 {
+                        break;
                     }
-                } else if consumed == 0 {
-                    break;
                 }
-            }
+                Ok(Some(offset))
+            };
+            let Some(offset) = feed(decoder, &utf8)? else { return Ok(()) };
             utf8.drain(..offset);
+            if in_place {
+                let Some(offset) = feed(decoder, &chunk)? else { return Ok(()) };
+                utf8.extend_from_slice(&chunk[offset..]);
+            }
             if done {
                 // An empty slice tells the decoder the input has ended (completing a last line
                 // without a newline).
@@ -203,17 +218,26 @@ impl Default for BlankLineMarker {
 }
 
 impl BlankLineMarker {
-    fn mark(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        if input.is_empty() {
-            return;
-        }
+    /// True if `input` holds no blank line, so needs no marking: the state then moves past it.
+    /// False (the state unchanged) if it must go through [`mark`](Self::mark).
+    fn pass(&mut self, input: &[u8]) -> bool {
+        let Some(&last) = input.last() else { return true };
         let starts_blank = self.at_line_start && matches!(input[0], b'\n' | b'\r');
-        let inner_blank =
-            memchr::memmem::find(input, b"\n\n").is_some() || memchr::memmem::find(input, b"\n\r\n").is_some();
-        if !starts_blank && !inner_blank {
-            let quotes = memchr::memchr_iter(b'"', input).count();
-            self.in_quotes ^= quotes % 2 == 1;
-            self.at_line_start = input[input.len() - 1] == b'\n';
+        if starts_blank
+            || memchr::memmem::find(input, b"\n\n").is_some()
+            || memchr::memmem::find(input, b"\n\r\n").is_some()
+        {
+            return false;
+        }
+        let quotes = memchr::memchr_iter(b'"', input).count();
+        self.in_quotes ^= quotes % 2 == 1;
+        self.at_line_start = last == b'\n';
+        true
+    }
+
+    /// Appends `input` to `out` with each blank line outside quotes given a space.
+    fn mark(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.pass(input) {
             out.extend_from_slice(input);
             return;
         }
