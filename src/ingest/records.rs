@@ -34,6 +34,9 @@ pub struct RecordError {
     pub reason: String,
 }
 
+/// Fields of at most this many bytes are copied as a block of this size.
+const SHORT_FIELD: usize = 32;
+
 /// One column's share of the batch: value bytes and offsets (an empty field is a null, so the
 /// validity follows from the offsets when the batch is handed over).
 #[derive(Debug)]
@@ -53,6 +56,29 @@ impl ColumnBuffer {
     #[inline]
     fn push(&mut self, field: &[u8]) {
         self.values.extend_from_slice(field);
+        self.offsets.push(self.values.len() as i32);
+    }
+
+    /// Appends `text[start..end]`. A short field is copied as a fixed `SHORT_FIELD` bytes when
+    /// `text` has that many from `start` (a few vector moves, where a copy of the field's own
+    /// length is a call into `memcpy`); only the field's bytes are kept.
+    #[inline]
+    fn push_from(&mut self, text: &[u8], start: usize, end: usize) {
+        let len = end - start;
+        if len <= SHORT_FIELD && text.len() - start >= SHORT_FIELD {
+            self.values.reserve(SHORT_FIELD);
+            let kept = self.values.len();
+            // SAFETY: `SHORT_FIELD` bytes are readable from `text[start..]` (checked above) and
+            // writable after the values' length (reserved); the length grows only by `len`, so
+            // just the field's bytes, now initialised, become part of the values.
+            unsafe {
+                let to = self.values.as_mut_ptr().add(kept);
+                std::ptr::copy_nonoverlapping(text.as_ptr().add(start), to, SHORT_FIELD);
+                self.values.set_len(kept + len);
+            }
+        } else {
+            self.values.extend_from_slice(&text[start..end]);
+        }
         self.offsets.push(self.values.len() as i32);
     }
 }
@@ -205,14 +231,14 @@ impl RecordDecoder {
                     let fields = memchr::memchr_iter(self.delimiter, &window[line_start..line_end]).count() + 1;
                     return Err(self.wrong_width(fields.to_string()));
                 }
-                self.columns[column].push(&window[field_start..at]);
+                self.columns[column].push_from(window, field_start, at);
                 column += 1;
                 field_start = at + 1;
                 continue;
             }
             let field_end = if at > field_start && window[at - 1] == b'\r' { at - 1 } else { at };
             if column > 0 || field_end > line_start {
-                self.columns[column].push(&window[field_start..field_end]);
+                self.columns[column].push_from(window, field_start, field_end);
                 for rest in &mut self.columns[column + 1..] {
                     rest.push(&[]);
                 }
