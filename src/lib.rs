@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod lock;
 pub mod logging;
 pub mod pages;
+pub mod parquet_dictionary;
 pub mod parquet_sink;
 pub mod query;
 pub mod runs;

@@ -24,8 +24,9 @@
 //! object: a writer with several objects open holds one row group for each).
 
 use crate::error::{Error, Result};
+use crate::parquet_dictionary::{self, DictionaryChunk};
 use crate::storage::Store;
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use bytes::Bytes;
 use object_store::buffered::BufWriter;
@@ -37,9 +38,9 @@ use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Rows per row group when the properties set no limit.
 const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
@@ -54,6 +55,16 @@ const MIN_SAMPLE: usize = 1024;
 struct OpenFile {
     file: SerializedFileWriter<Vec<u8>>,
     factory: ArrowRowGroupWriterFactory,
+    /// Per leaf column, the descriptor of a top-level string column whose dictionary chunks are
+    /// written by [`parquet_dictionary`].
+    dictionary_leaves: Arc<Vec<Option<ColumnDescPtr>>>,
+    props: Arc<WriterProperties>,
+}
+
+/// One encoded column chunk.
+enum Chunk {
+    Arrow(ArrowColumnChunk),
+    Dictionary(DictionaryChunk),
 }
 
 /// A Parquet object being written; see the module documentation.
@@ -147,14 +158,21 @@ impl ParquetSink {
         self.pending_rows = 0;
         self.row_groups += 1;
         let (schema, threads) = (self.schema.clone(), self.threads);
-        let chunks = tokio::task::spawn_blocking(move || encode_row_group(writers, &schema, &batches, threads))
-            .await
-            .map_err(|e| Error::parquet(context())(ParquetError::External(Box::new(e))))?
-            .map_err(Error::parquet(context()))?;
+        let (dictionary_leaves, props) = (open.dictionary_leaves.clone(), open.props.clone());
+        let chunks = tokio::task::spawn_blocking(move || {
+            encode_row_group(writers, &schema, &batches, threads, &dictionary_leaves, &props)
+        })
+        .await
+        .map_err(|e| Error::parquet(context())(ParquetError::External(Box::new(e))))?
+        .map_err(Error::parquet(context()))?;
         let open = self.open.as_mut().expect("opened");
         let mut row_group = open.file.next_row_group().map_err(Error::parquet(context()))?;
         for chunk in chunks {
-            chunk.append_to_row_group(&mut row_group).map_err(Error::parquet(context()))?;
+            match chunk {
+                Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
+                Chunk::Dictionary(chunk) => row_group.append_column(&chunk.bytes, chunk.close),
+            }
+            .map_err(Error::parquet(context()))?;
         }
         row_group.close().map_err(Error::parquet(context()))?;
         self.upload_buffered().await
@@ -164,10 +182,20 @@ impl ParquetSink {
     fn open_file(&mut self) -> Result<()> {
         let Some(props) = self.props.take() else { return Ok(()) };
         let props = choose_encodings(props, &self.schema, &self.pending);
-        let (file, factory) = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props))
+        let (file, factory) = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props.clone()))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(Error::parquet(format!("opening {}", self.shown)))?;
-        self.open = Some(OpenFile { file, factory });
+        let mut dictionary_leaves = Vec::new();
+        for field in self.schema.fields() {
+            let leaves = leaf_count(field.data_type());
+            for _ in 0..leaves {
+                let descr = file.schema_descr().column(dictionary_leaves.len());
+                let flat_string = leaves == 1 && field.data_type() == &DataType::Utf8;
+                dictionary_leaves.push((flat_string && parquet_dictionary::applies(&props, &descr)).then_some(descr));
+            }
+        }
+        self.open =
+            Some(OpenFile { file, factory, dictionary_leaves: Arc::new(dictionary_leaves), props: Arc::new(props) });
         Ok(())
     }
 
@@ -334,13 +362,16 @@ fn leaf_count(data_type: &DataType) -> usize {
 }
 
 /// Encodes one row group: every field's leaves, fields shared out among `threads` threads.
-/// Returns the column chunks in leaf order.
+/// A leaf with a descriptor in `dictionary_leaves` is written by [`parquet_dictionary`] unless it
+/// declines. Returns the column chunks in leaf order.
 fn encode_row_group(
     writers: Vec<ArrowColumnWriter>,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     threads: usize,
-) -> std::result::Result<Vec<ArrowColumnChunk>, ParquetError> {
+    dictionary_leaves: &[Option<ColumnDescPtr>],
+    props: &WriterProperties,
+) -> std::result::Result<Vec<Chunk>, ParquetError> {
     let mut ranges = Vec::with_capacity(schema.fields().len());
     let mut start = 0;
     for field in schema.fields() {
@@ -352,11 +383,20 @@ fn encode_row_group(
         return Err(ParquetError::General(format!("{} leaf columns but {} column writers", start, writers.len())));
     }
     let slots: Vec<Mutex<Option<ArrowColumnWriter>>> = writers.into_iter().map(|w| Mutex::new(Some(w))).collect();
-    let chunks: Vec<Mutex<Option<ArrowColumnChunk>>> = (0..start).map(|_| Mutex::new(None)).collect();
+    let chunks: Vec<Mutex<Option<Chunk>>> = (0..start).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<ParquetError>> = Mutex::new(None);
     let encode_field = |index: usize, field: &Field| -> std::result::Result<(), ParquetError> {
         let range = ranges[index].clone();
+        if let Some(descr) = dictionary_leaves.get(range.start).and_then(Option::as_ref) {
+            let arrays: Vec<&StringArray> = batches.iter().map(|b| b.column(index).as_string::<i32>()).collect();
+            if let Some(chunk) = parquet_dictionary::encode_chunk(descr, props, &arrays)? {
+                if let Ok(mut slot) = chunks[range.start].lock() {
+                    *slot = Some(Chunk::Dictionary(chunk));
+                }
+                return Ok(());
+            }
+        }
         let mut leaf_writers: Vec<ArrowColumnWriter> =
             range.clone().filter_map(|i| slots[i].lock().ok().and_then(|mut s| s.take())).collect();
         for batch in batches {
@@ -368,7 +408,7 @@ fn encode_row_group(
         for (i, writer) in range.zip(leaf_writers) {
             let chunk = writer.close()?;
             if let Ok(mut slot) = chunks[i].lock() {
-                *slot = Some(chunk);
+                *slot = Some(Chunk::Arrow(chunk));
             }
         }
         Ok(())
@@ -474,6 +514,120 @@ mod tests {
         let got = arrow::compute::concat_batches(&got[0].schema(), &got).unwrap();
         let want = arrow::compute::concat_batches(&expected[0].schema(), &expected).unwrap();
         assert_eq!(got, want);
+    }
+
+    /// Low-cardinality string columns: constant, few values with nulls, a page of nulls only,
+    /// long values (hashed by their ends), values differing only by a trailing NUL or a last
+    /// byte, and a column with too many distinct values for the dictionary page limit.
+    fn coded(start: usize, n: usize) -> RecordBatch {
+        let long = |i: usize| format!("a long value of more than sixteen bytes, number {}", i % 5);
+        let column = |f: &dyn Fn(usize) -> Option<String>| {
+            Arc::new(StringArray::from_iter((start..start + n).map(f))) as arrow::array::ArrayRef
+        };
+        RecordBatch::try_from_iter_with_nullable([
+            ("constant", column(&|_| Some("trusts/RAL/RAL_cancer_pathways_2024-01.csv".into())), false),
+            ("few", column(&|i| (i % 5 != 0).then(|| ["A", "B", "A\0", "Z", "AB"][i % 5].into())), true),
+            ("gappy", column(&|i| (!(700..1900).contains(&i)).then(|| ["x", "y"][(i / 37) % 2].into())), true),
+            ("long", column(&|i| (i % 3 != 0).then(|| long(i / 7))), true),
+            ("many", column(&|i| Some(format!("value {:08}", (i * 7919) % 4000))), true),
+        ])
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn dictionary_chunks_read_back_and_match_arrow_writer_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = local_store(dir.path());
+        let schema = coded(0, 1).schema();
+        let props = WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .set_max_row_group_row_count(Some(2500))
+            .set_data_page_row_count_limit(500)
+            .set_write_batch_size(500)
+            .set_dictionary_page_size_limit(4000 * 8)
+            .build();
+        let mut sink = ParquetSink::open(&store, "t/data.parquet", schema.clone(), props.clone(), 2).unwrap();
+        let mut reference = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
+        let mut expected = Vec::new();
+        let mut start = 0;
+        for n in [1, 2999, 3000, 37] {
+            let b = coded(start, n);
+            sink.write(&b).await.unwrap();
+            reference.write(&b).unwrap();
+            expected.push(b);
+            start += n;
+        }
+        sink.close().await.unwrap();
+        let ours = Bytes::from(std::fs::read(dir.path().join("t/data.parquet")).unwrap());
+        let theirs = Bytes::from(reference.into_inner().unwrap());
+        let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required);
+        let read = |bytes: &Bytes| {
+            let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes.clone(), options.clone()).unwrap();
+            let metadata = reader.metadata().clone();
+            let batches: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+            (metadata, arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap())
+        };
+        let (ours_meta, ours_rows) = read(&ours);
+        let (theirs_meta, theirs_rows) = read(&theirs);
+        let want = arrow::compute::concat_batches(&expected[0].schema(), &expected).unwrap();
+        assert_eq!(ours_rows, want);
+        assert_eq!(theirs_rows, want);
+        assert_eq!(ours_meta.num_row_groups(), 3);
+        for (g, (ours, theirs)) in ours_meta.row_groups().iter().zip(theirs_meta.row_groups()).enumerate() {
+            for (c, (a, b)) in ours.columns().iter().zip(theirs.columns()).enumerate() {
+                let at = format!("row group {g}, column {c}");
+                // The sink leaves statistics out for scattered columns ("few", "long", "many").
+                if a.statistics().is_none() {
+                    assert!([1, 3, 4].contains(&c), "{at}");
+                    continue;
+                }
+                assert_eq!(a.statistics(), b.statistics(), "{at}");
+                assert_eq!(a.num_values(), b.num_values(), "{at}");
+                assert_eq!(a.dictionary_page_offset().is_some(), b.dictionary_page_offset().is_some(), "{at}");
+                assert_eq!(a.page_encoding_stats(), b.page_encoding_stats(), "{at}");
+                assert_eq!(a.unencoded_byte_array_data_bytes(), b.unencoded_byte_array_data_bytes(), "{at}");
+                // Page boundaries may differ from the Arrow writer's (it cuts pages after whole
+                // write batches); each page's entry must describe the page's own rows.
+                let first_rows: Vec<usize> = ours_meta.offset_index().unwrap()[g][c]
+                    .page_locations()
+                    .iter()
+                    .map(|p| p.first_row_index as usize)
+                    .collect();
+                let index = match &ours_meta.column_index().unwrap()[g][c] {
+                    parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(index) => index,
+                    other => panic!("{at}: {other:?}"),
+                };
+                let group_rows = ours.num_rows() as usize;
+                let values = want.column(c).as_string::<i32>().slice(g * 2500, group_rows);
+                for (p, first) in first_rows.iter().enumerate() {
+                    let end = first_rows.get(p + 1).copied().unwrap_or(group_rows);
+                    let present: Vec<&str> =
+                        (*first..end).filter(|r| values.is_valid(*r)).map(|r| values.value(r)).collect();
+                    let nulls = (end - first - present.len()) as i64;
+                    assert_eq!(index.null_count(p), Some(nulls), "{at}, page {p}");
+                    assert_eq!(index.is_null_page(p), present.is_empty(), "{at}, page {p}");
+                    let bytes = |v: Option<&&str>| v.map(|s| s.as_bytes().to_vec());
+                    assert_eq!(index.min_value(p).map(<[u8]>::to_vec), bytes(present.iter().min()), "{at}, page {p}");
+                    assert_eq!(index.max_value(p).map(<[u8]>::to_vec), bytes(present.iter().max()), "{at}, page {p}");
+                }
+            }
+        }
+        // Chunks written here cut pages at exactly 500 rows; the Arrow writer, which the column
+        // past the dictionary page limit falls back to, cut its first after 501 (a batch of one,
+        // then one of 500). Both use dictionary pages where the dictionary fits.
+        let meta = &ours_meta;
+        let column = |name: &str| meta.row_group(0).columns().iter().position(|c| c.column_path().string() == name);
+        let second_page =
+            |name: &str| meta.offset_index().unwrap()[0][column(name).unwrap()].page_locations()[1].first_row_index;
+        let encodings = |name: &str| meta.row_group(0).column(column(name).unwrap()).encodings().collect::<Vec<_>>();
+        for name in ["constant", "few", "gappy", "long"] {
+            assert_eq!(second_page(name), 500, "{name}");
+            assert!(encodings(name).contains(&parquet::basic::Encoding::RLE_DICTIONARY), "{name}");
+        }
+        assert_eq!(second_page("many"), 501);
+        assert!(!encodings("many").contains(&parquet::basic::Encoding::RLE_DICTIONARY));
+        assert!(ours.len() < theirs.len() + theirs.len() / 20, "{} bytes against {}", ours.len(), theirs.len());
     }
 
     #[tokio::test]
