@@ -76,6 +76,17 @@ impl Hasher for KeyHasher {
 
 type Keyed<K> = HashMap<K, u32, BuildHasherDefault<KeyHasher>>;
 
+/// `LOW_BYTES[n]` keeps the low `n` bytes of a `u128`.
+const LOW_BYTES: [u128; 17] = {
+    let mut masks = [0u128; 17];
+    let mut n = 1;
+    while n <= 16 {
+        masks[n] = u128::MAX >> (128 - 8 * n);
+        n += 1;
+    }
+    masks
+};
+
 /// The first `len` (at most 16) bytes of `data` from `start`, little-endian in a `u128`.
 #[inline]
 fn pack(data: &[u8], start: usize, len: usize) -> u128 {
@@ -87,16 +98,19 @@ fn pack(data: &[u8], start: usize, len: usize) -> u128 {
             u128::from_le_bytes(block)
         }
     };
-    match len {
-        0 => 0,
-        16.. => word,
-        _ => word & (u128::MAX >> (128 - 8 * len)),
-    }
+    word & LOW_BYTES[len]
 }
 
+/// Slots of the direct-mapped cache in front of the short values' map.
+const CACHE_SLOTS: usize = 4096;
+
+/// A cache slot that holds nothing: no short value's key has every bit set.
+const EMPTY_SLOT: (u128, u32) = (u128::MAX, 0);
+
 /// The chunk's distinct values in order of first appearance, and each present value's index.
-#[derive(Default)]
 struct Dictionary<'a> {
+    /// Short values by key, behind a direct-mapped cache (a code column's few values stay in it).
+    cache: Box<[(u128, u32); CACHE_SLOTS]>,
     short: Keyed<u128>,
     long: Keyed<&'a [u8]>,
     values: Vec<&'a [u8]>,
@@ -106,12 +120,24 @@ struct Dictionary<'a> {
 }
 
 impl<'a> Dictionary<'a> {
+    fn new() -> Self {
+        Self {
+            cache: Box::new([EMPTY_SLOT; CACHE_SLOTS]),
+            short: Keyed::default(),
+            long: Keyed::default(),
+            values: Vec::new(),
+            page_bytes: 0,
+            indices: Vec::new(),
+        }
+    }
+
     fn add_array(&mut self, array: &'a StringArray) {
         let data = array.value_data();
         let offsets = array.value_offsets();
         let mut previous: Option<(u128, &'a [u8], u32)> = None;
+        let nulls = array.nulls().filter(|n| n.null_count() > 0);
         for row in 0..array.len() {
-            if array.is_null(row) {
+            if nulls.is_some_and(|n| n.is_null(row)) {
                 continue;
             }
             let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
@@ -141,12 +167,20 @@ impl<'a> Dictionary<'a> {
         }
     }
 
+    #[inline]
     fn intern_short(&mut self, key: u128, value: &'a [u8]) -> u32 {
+        let slot =
+            (((key as u64) ^ ((key >> 64) as u64).rotate_left(23)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
+        let (cached, index) = self.cache[slot];
+        if cached == key {
+            return index;
+        }
         let next = self.values.len() as u32;
         let index = *self.short.entry(key).or_insert(next);
         if index == next {
             self.push(value);
         }
+        self.cache[slot] = (key, index);
         index
     }
 
@@ -231,7 +265,7 @@ pub fn encode_chunk(
         // Nulls in a required column: the Arrow writer reports it.
         return Ok(None);
     }
-    let mut dictionary = Dictionary::default();
+    let mut dictionary = Dictionary::new();
     for array in arrays {
         dictionary.add_array(array);
         if dictionary.page_bytes > props.dictionary_page_size_limit() {
@@ -247,11 +281,9 @@ pub fn encode_chunk(
         return Ok(None);
     }
     let rows: usize = arrays.iter().map(|a| a.len()).sum();
-    let compress = |raw: &[u8]| -> Result<Bytes> {
-        zstd::bulk::compress(raw, level.compression_level())
-            .map(Bytes::from)
-            .map_err(|e| ParquetError::External(Box::new(e)))
-    };
+    let external = |e: std::io::Error| ParquetError::External(Box::new(e));
+    let mut compressor = zstd::bulk::Compressor::new(level.compression_level()).map_err(external)?;
+    let mut compress = |raw: &[u8]| -> Result<Bytes> { compressor.compress(raw).map(Bytes::from).map_err(external) };
     // Rank of each dictionary value in byte order, for minimum and maximum.
     let mut order: Vec<u32> = (0..dictionary.values.len() as u32).collect();
     order.sort_unstable_by(|a, b| dictionary.values[*a as usize].cmp(dictionary.values[*b as usize]));
@@ -281,34 +313,47 @@ pub fn encode_chunk(
     let page_rows = props.data_page_row_count_limit().max(1);
     let data_encoding = props.dictionary_data_page_encoding();
     let width = dictionary.bit_width();
-    let mut levels: Vec<u32> = Vec::with_capacity(rows);
-    for array in arrays {
+    // Definition levels, 1 for a present value (not built when no array has a null).
+    let any_null = arrays.iter().any(|a| a.null_count() > 0);
+    let mut levels: Vec<u32> = Vec::with_capacity(if any_null { rows } else { 0 });
+    for array in arrays.iter().filter(|_| any_null) {
         levels.extend((0..array.len()).map(|row| array.is_valid(row) as u32));
     }
-    let mut page_stats: Vec<(usize, usize, Option<(u32, u32)>)> = Vec::new();
+    let mut page_stats: Vec<PageSummary> = Vec::new();
     let (mut present, mut raw) = (0usize, Vec::new());
     for first in (0..rows).step_by(page_rows) {
-        let page_levels = &levels[first..(first + page_rows).min(rows)];
+        let end = (first + page_rows).min(rows);
+        let page_levels = if any_null { &levels[first..end] } else { &[][..] };
         let nulls = page_levels.iter().filter(|l| **l == 0).count();
-        let indices = &dictionary.indices[present..present + page_levels.len() - nulls];
+        let indices = &dictionary.indices[present..present + (end - first) - nulls];
         present += indices.len();
         raw.clear();
         if nullable {
             let mut encoded = Vec::new();
-            encode_hybrid(page_levels, 1, &mut encoded);
+            match any_null {
+                true => encode_hybrid(page_levels, 1, &mut encoded),
+                // One RLE run of ones.
+                false => {
+                    write_uleb(&mut encoded, ((end - first) as u64) << 1);
+                    encoded.push(1);
+                }
+            }
             raw.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
             raw.extend_from_slice(&encoded);
         }
         raw.push(width);
         encode_hybrid(indices, width, &mut raw);
-        let bounds = indices
-            .iter()
-            .map(|i| rank[*i as usize])
-            .fold(None, |b: Option<(u32, u32)>, r| Some(b.map_or((r, r), |(lo, hi)| (lo.min(r), hi.max(r)))));
-        page_stats.push((page_levels.len(), nulls, bounds));
+        // Page minimum and maximum, for the column index only.
+        let bounds = (statistics == EnabledStatistics::Page)
+            .then(|| {
+                let ranks = indices.iter().map(|i| rank[*i as usize]);
+                ranks.fold(None, |b: Option<(u32, u32)>, r| Some(b.map_or((r, r), |(lo, hi)| (lo.min(r), hi.max(r)))))
+            })
+            .flatten();
+        page_stats.push(PageSummary { rows: end - first, nulls, bounds });
         let page = Page::DataPage {
             buf: compress(&raw)?,
-            num_values: page_levels.len() as u32,
+            num_values: (end - first) as u32,
             encoding: data_encoding,
             def_level_encoding: Encoding::RLE,
             rep_level_encoding: Encoding::RLE,
@@ -317,7 +362,6 @@ pub fn encode_chunk(
         specs.push(page_writer.write_page(CompressedPage::new(page, raw.len()))?);
     }
     page_writer.close()?;
-    drop(page_writer);
 
     let value_of = |r: u32| dictionary.values[order[r as usize] as usize];
     let nulls = rows - dictionary.indices.len();
@@ -357,9 +401,9 @@ pub fn encode_chunk(
 
     let offset_index = (!props.offset_index_disabled() || statistics == EnabledStatistics::Page).then(|| {
         let mut index = OffsetIndexBuilder::new();
-        for (spec, (page_rows, _, _)) in data_specs.iter().zip(&page_stats) {
+        for (spec, page) in data_specs.iter().zip(&page_stats) {
             index.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
-            index.append_row_count(*page_rows as i64);
+            index.append_row_count(page.rows as i64);
         }
         index.build()
     });
@@ -368,7 +412,7 @@ pub fn encode_chunk(
             let mut index = ColumnIndexBuilder::new(Type::BYTE_ARRAY);
             // Ascending (or descending) when each page's minimum and maximum are at least (at
             // most) the previous page's, over the pages holding values; ranks order as values do.
-            let bounds: Vec<(u32, u32)> = page_stats.iter().filter_map(|(_, _, b)| *b).collect();
+            let bounds: Vec<(u32, u32)> = page_stats.iter().filter_map(|p| p.bounds).collect();
             let pairs = || bounds.windows(2).map(|w| (w[0], w[1]));
             index.set_boundary_order(if pairs().all(|(a, b)| a.0 <= b.0 && a.1 <= b.1) {
                 BoundaryOrder::ASCENDING
@@ -377,12 +421,12 @@ pub fn encode_chunk(
             } else {
                 BoundaryOrder::UNORDERED
             });
-            for (_, nulls, bounds) in &page_stats {
-                match bounds {
+            for page in &page_stats {
+                match page.bounds {
                     Some((lo, hi)) => {
-                        index.append(false, value_of(*lo).to_vec(), value_of(*hi).to_vec(), *nulls as i64)
+                        index.append(false, value_of(lo).to_vec(), value_of(hi).to_vec(), page.nulls as i64)
                     }
-                    None => index.append(true, vec![], vec![], *nulls as i64),
+                    None => index.append(true, vec![], vec![], page.nulls as i64),
                 }
             }
             Some(index.build()?)
@@ -399,6 +443,13 @@ pub fn encode_chunk(
         offset_index,
     };
     Ok(Some(DictionaryChunk { bytes, close }))
+}
+
+/// One data page's rows, nulls, and lowest and highest rank of its values (`None` if all null).
+struct PageSummary {
+    rows: usize,
+    nulls: usize,
+    bounds: Option<(u32, u32)>,
 }
 
 /// Bytes of the present values of an array.

@@ -4,10 +4,13 @@
 //! `max_row_group_row_count`, 1,048,576 rows when unset; byte limits and content-defined chunking
 //! are not applied), then encodes and compresses that row group's columns on several threads at
 //! once (each thread takes the next column not yet taken), appends the column chunks to the file
-//! in schema order and hands the bytes to the object store's buffered upload. Apart from the
-//! dictionary choice below, the file is byte for byte the one `ArrowWriter` writes with the same
-//! properties, Arrow schema in the footer included (a test checks this); only the encoding work
-//! is spread over the cores. The object becomes visible when [`ParquetSink::close`] completes the
+//! in schema order and hands the bytes to the object store's buffered upload. Without zstd, and
+//! apart from the dictionary choice below, the file is byte for byte the one `ArrowWriter` writes
+//! with the same properties, Arrow schema in the footer included (a test checks this). With zstd,
+//! flat dictionary-encoded string columns are written by [`parquet_dictionary`], which skips the
+//! Arrow writer's per-value interning: the same pages, statistics and indexes, except that pages
+//! are cut at exactly the properties' row limit (a test compares both writers' statistics and
+//! reads the data back). The object becomes visible when [`ParquetSink::close`] completes the
 //! upload (a multipart upload completed, or the local store's write-then-rename), so a reader
 //! sees the previous object or the new one, never a partial one; after any error the upload is
 //! aborted and the sink refuses further work.
