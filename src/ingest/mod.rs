@@ -416,12 +416,19 @@ struct Loaded {
     content_hash: Option<String>,
 }
 
+/// What staging holds for a given definition; changed whenever that changes, so that every
+/// pipeline re-reads its files once after an upgrade. 2: pseudonyms stored as 16 bytes (were 32
+/// hex characters).
+const STAGING_FORMAT: &str = "2";
+
 /// Identity of a pipeline's definition: the SHA-256 of its file (or of its parsed form when it
-/// was not read from a file), plus the tool's version, whose parsing rules it relies on.
+/// was not read from a file), plus the tool's version, whose parsing rules it relies on, and the
+/// [`STAGING_FORMAT`].
 pub fn pipeline_fingerprint(p: &Pipeline) -> String {
     let definition = std::fs::read(&p.file).unwrap_or_else(|_| format!("{p:?}").into_bytes());
     let mut hasher = Sha256::new();
     hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.update(STAGING_FORMAT.as_bytes());
     hasher.update(&definition);
     hex::encode(hasher.finalize())
 }
