@@ -548,13 +548,8 @@ mod tests {
 
     #[test]
     fn the_fast_path_gives_what_csv_core_gives() {
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::generate::rng::Rng::new(1, "records");
+        let mut next = |n: u64| rng.below(n);
         let pieces = ["a", "bb", "", " ", "\"q,uoted\"", "\"multi\nline\"", "\"esc\"\"aped\"", "café", "\"naïve,\""];
         for _ in 0..300 {
             let mut text = String::new();
