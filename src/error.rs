@@ -87,6 +87,11 @@ pub enum Error {
     #[error("the warehouse is locked by {holder} until {until}")]
     Locked { holder: String, until: String },
 
+    /// Disclosure control could not protect a mart: its declared structure does not hold on the
+    /// data, or the audit could not be solved. Names the rule, never a value.
+    #[error("disclosure control of {model}: {reason}")]
+    Disclosure { model: String, reason: String },
+
     /// The run was asked to stop (signal) before it finished.
     #[error("run interrupted: {0}")]
     Interrupted(String),

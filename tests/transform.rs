@@ -173,40 +173,28 @@ async fn every_mart_builds_on_generated_data_and_disclosure_leaves_nothing_recov
         let Some(d) = &m.spec.disclosure else { continue };
         let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
         let suppressed = b.column_by_name("suppressed").unwrap().as_boolean().clone();
-        let keys: Vec<String> = (0..b.num_rows())
-            .map(|i| d.groups.iter().map(|g| text(&b, g, i).unwrap_or_default()).collect::<Vec<_>>().join("|"))
-            .collect();
-        for column in d.counts.iter().chain(&d.denominators) {
-            let values = f64s(&b, column);
+        for column in &d.counts {
             // No published count between 1 and 4.
-            assert!(values.iter().flatten().all(|v| *v == 0.0 || *v >= 5.0), "{}.{column}", m.name);
-            // No group with exactly one withheld cell: a total minus the others would reveal it.
-            let mut hidden: HashMap<&str, (usize, usize)> = HashMap::new();
-            for (i, key) in keys.iter().enumerate() {
-                let e = hidden.entry(key).or_default();
-                e.0 += 1;
-                e.1 += values[i].is_none() as usize;
-            }
-            for (key, (cells, withheld)) in hidden {
-                assert!(
-                    withheld != 1 || cells == 1,
-                    "{}.{column}: group {key} has one withheld cell of {cells}",
-                    m.name
-                );
+            assert!(f64s(&b, column).iter().flatten().all(|v| *v == 0.0 || *v >= 5.0), "{}.{column}", m.name);
+        }
+        // Whole identities: a row publishes a complete identity's total and parts, or none.
+        for identity in d.identities.iter().filter(|i| i.complete) {
+            let cells: Vec<&String> = std::iter::once(&identity.total).chain(&identity.parts).collect();
+            for i in 0..b.num_rows() {
+                let withheld = cells.iter().filter(|c| b.column_by_name(c).unwrap().is_null(i)).count();
+                assert!(withheld == 0 || withheld == cells.len(), "{} row {i}", m.name);
             }
         }
-        // Linked counts: never exactly one withheld count on a row.
-        for i in 0..b.num_rows() {
-            let withheld = d.counts.iter().filter(|c| b.column_by_name(c).unwrap().is_null(i)).count();
-            assert!(withheld == 0 || withheld == d.counts.len(), "{} row {i}", m.name);
-            if withheld > 0 {
-                assert!(suppressed.value(i));
-                assert!(d.dependent.iter().all(|c| b.column_by_name(c).unwrap().is_null(i)), "{} row {i}", m.name);
-            }
+        // Rates and proportions go with the counts they are built on.
+        for i in (0..b.num_rows()).filter(|i| suppressed.value(*i)) {
+            assert!(d.dependent.iter().all(|c| b.column_by_name(c).unwrap().is_null(i)), "{} row {i}", m.name);
         }
+        let audit = report.models.iter().find(|r| r.model == m.name).and_then(|r| r.disclosure.clone());
+        let audit = audit.unwrap_or_else(|| panic!("{} has an audit in the run report", m.name));
+        assert!(audit.min_protection_range.is_none_or(|r| r >= d.protection), "{}: {audit:?}", m.name);
         checked += 1;
     }
-    assert_eq!(checked, 5, "five marts carry disclosure control");
+    assert_eq!(checked, 7, "every mart built from patient-level data carries disclosure control");
     // Re-running on the same inputs changes nothing: every model is unchanged, no mart is
     // rewritten, no history version appears.
     let before = ws.stores.warehouse.list("marts/").await.unwrap();

@@ -8,11 +8,12 @@ WITH activity AS (
     FROM int_pathways WHERE treatment_month IS NOT NULL GROUP BY provider_code, treatment_month
 ),
 baseline AS (
-    SELECT measure, provider_code, extract(month FROM month) AS calendar_month, activity AS activity_2019
+    SELECT measure, provider_code, extract(month FROM month) AS calendar_month, month AS baseline_month,
+           activity AS activity_2019
     FROM activity WHERE extract(year FROM month) = 2019
 )
 SELECT a.measure, a.provider_code, a.month, CAST(a.activity AS DOUBLE) AS activity,
-       CAST(b.activity_2019 AS DOUBLE) AS activity_2019,
+       b.baseline_month, CAST(b.activity_2019 AS DOUBLE) AS activity_2019,
        100.0 * a.activity / b.activity_2019 AS recovery_percent
 FROM activity a
 LEFT JOIN baseline b

@@ -9,20 +9,22 @@ WITH practices AS (
     LEFT JOIN ref_lsoa_imd l ON l.lsoa_code = g.lsoa_code
 ),
 levels AS (
-    SELECT programme, month, 'practice' AS level, org_code AS area, borough AS parent,
+    SELECT programme, month, 'practice' AS level, org_code AS area, borough AS parent, imd_quintile,
            numerator, denominator, acceptable, achievable FROM practices
     UNION ALL
-    SELECT programme, month, 'borough', borough, 'all', numerator, denominator, acceptable, achievable FROM practices
+    SELECT programme, month, 'borough', borough, 'all', CAST(NULL AS VARCHAR), numerator, denominator, acceptable, achievable
+    FROM practices
     UNION ALL
-    SELECT programme, month, 'imd_quintile', imd_quintile, 'all', numerator, denominator, acceptable, achievable FROM practices
+    SELECT programme, month, 'imd_quintile', imd_quintile, 'all', imd_quintile AS quintile_of_area, numerator, denominator, acceptable, achievable
+    FROM practices
 ),
 summed AS (
-    SELECT programme, month, level, area, parent,
+    SELECT programme, month, level, area, parent, imd_quintile,
            CAST(sum(numerator) AS DOUBLE) AS screened, CAST(sum(denominator) AS DOUBLE) AS eligible,
            max(acceptable) AS acceptable, max(achievable) AS achievable
-    FROM levels GROUP BY programme, month, level, area, parent
+    FROM levels GROUP BY programme, month, level, area, parent, imd_quintile
 )
-SELECT programme, month, level, area, parent, screened, eligible, eligible - screened AS not_screened,
+SELECT programme, month, level, area, parent, imd_quintile, screened, eligible, eligible - screened AS not_screened,
        screened / eligible AS coverage,
        wilson_lower(screened, eligible) AS coverage_lower_95,
        wilson_upper(screened, eligible) AS coverage_upper_95,

@@ -28,10 +28,14 @@ pub async fn catalogue(ctx: &JobContext, graph: &Graph, session: &SessionContext
     body.push_str(&lineage(ctx, graph));
     let runs = crate::schedule::status::runs(&ctx.stores.warehouse).await?;
     let mut last_built: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut last_audit: BTreeMap<String, crate::transform::disclosure::Audit> = BTreeMap::new();
     for r in runs.iter().rev() {
         for m in r.record.build["models"].as_array().into_iter().flatten() {
             if let (Some(name), Some(status)) = (m["model"].as_str(), m["status"].as_str()) {
                 last_built.insert(name.to_string(), (r.record.run_id.clone(), status.to_string()));
+                if let Ok(audit) = serde_json::from_value(m["disclosure"].clone()) {
+                    last_audit.insert(name.to_string(), audit);
+                }
             }
         }
     }
@@ -66,16 +70,16 @@ pub async fn catalogue(ctx: &JobContext, graph: &Graph, session: &SessionContext
                 body.push_str("</p>");
             }
             if let Some(d) = &m.spec.disclosure {
-                let _ = write!(
-                    body,
-                    "<p><b>Disclosure control</b>: counts {} withheld below {}; linked counts {}; denominators {}; dependent values {}; groups {}.</p>",
-                    escape(&d.counts.join(", ")),
-                    d.threshold,
-                    escape(&d.counts.join(" + ")),
-                    escape(&d.denominators.join(", ")),
-                    escape(&d.dependent.join(", ")),
-                    escape(&d.groups.join(", "))
-                );
+                disclosure_section(&mut body, d);
+                if let Some(a) = last_audit.get(&m.name) {
+                    let range = a.min_protection_range.map_or("unbounded".to_string(), |r| format!("{r:.1}"));
+                    let _ = write!(
+                        body,
+                        "<p><b>Last audit</b>: {} of {} counts withheld ({} small, {} to protect them) on {} rows; \
+                         narrowest range an attacker can reach for a withheld count: {range}.</p>",
+                        a.withheld, a.cells, a.primary, a.secondary, a.rows_suppressed
+                    );
+                }
             }
         }
     }
@@ -201,4 +205,37 @@ fn lineage(ctx: &JobContext, graph: &Graph) -> String {
     format!(
         r#"<svg viewBox="0 0 {width} {height:.0}" role="img" aria-label="lineage graph">{heads}{edges}{boxes}</svg>"#
     )
+}
+
+/// The disclosure policy of a mart: plain words, threshold, protection width and the declared
+/// structure the audit checks.
+fn disclosure_section(body: &mut String, d: &crate::transform::disclosure::DisclosureSpec) {
+    let _ = write!(
+        body,
+        "<p><b>Disclosure control</b>: {} Counts {} are withheld from 1 to {}; every withheld count must keep a \
+         feasible range of at least {} given everything published (LP audit). Dependent values withheld with them: {}.",
+        escape(&d.policy),
+        escape(&d.counts.join(", ")),
+        d.threshold - 1.0,
+        d.protection,
+        escape(&d.dependent.join(", ")),
+    );
+    let mut structure: Vec<String> = Vec::new();
+    for i in &d.identities {
+        let sign = if i.complete { "=" } else { "≥" };
+        structure.push(format!("{} {sign} {}", i.total, i.parts.join(" + ")));
+    }
+    for p in &d.partitions {
+        structure.push(format!("each {} partitions the same population within {}", p.by, p.within.join(", ")));
+    }
+    for h in &d.hierarchies {
+        structure.push(format!("hierarchy {}", h.name));
+    }
+    for s in &d.same_value {
+        structure.push(format!("one {} within {}", s.column, s.within.join(", ")));
+    }
+    if !structure.is_empty() {
+        let _ = write!(body, " Declared structure: {}.", escape(&structure.join("; ")));
+    }
+    body.push_str("</p>");
 }

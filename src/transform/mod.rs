@@ -61,6 +61,9 @@ pub struct ModelReport {
     pub tests: Vec<datatest::TestResult>,
     pub published: Option<String>,
     pub error: Option<String>,
+    /// What disclosure control withheld and how well the audit found it protected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disclosure: Option<disclosure::Audit>,
 }
 
 /// Lineage of one staging table read by the run: the landing files and the runs that loaded them.
@@ -175,6 +178,7 @@ pub async fn build(
             tests: vec![],
             published: None,
             error: None,
+            disclosure: None,
         };
         if let Some(up) = graph.upstream[&m.name].iter().find(|u| failed.contains(*u)) {
             report.status = ModelStatus::Skipped;
@@ -198,8 +202,9 @@ pub async fn build(
         let span = info_span!("model", model = %m.name);
         let outcome = run_model(&ctx, warehouse, m, run_id, &props).instrument(span).await;
         match outcome {
-            Ok((rows, tests)) => {
+            Ok((rows, tests, audit)) => {
                 report.rows = rows;
+                report.disclosure = audit;
                 let passed = tests.iter().all(|t| t.passed);
                 report.tests = tests;
                 if !passed {
@@ -214,7 +219,9 @@ pub async fn build(
                     report.published = Some(publish::publish(warehouse, &m.name, run_id).await?);
                 }
             }
-            Err(e @ (Error::DataFusion { .. } | Error::Arrow { .. } | Error::Config { .. })) => {
+            Err(
+                e @ (Error::DataFusion { .. } | Error::Arrow { .. } | Error::Config { .. } | Error::Disclosure { .. }),
+            ) => {
                 warn!(model = %m.name, error = %e, "model failed");
                 report.status = ModelStatus::Failed;
                 report.error = Some(e.to_string());
@@ -311,16 +318,21 @@ fn materialised_path(m: &Model) -> String {
     }
 }
 
-/// Runs one model: returns its row count (materialised models) and test results.
+/// What one model run gave: its row count (materialised models), test results and, for a
+/// protected mart, the disclosure audit.
+type ModelOutcome = (Option<u64>, Vec<datatest::TestResult>, Option<disclosure::Audit>);
+
+/// Runs one model.
 async fn run_model(
     ctx: &SessionContext,
     warehouse: &Store,
     m: &Model,
     run_id: &str,
     props: &parquet::file::properties::WriterProperties,
-) -> Result<(Option<u64>, Vec<datatest::TestResult>)> {
+) -> Result<ModelOutcome> {
     let context = |what: &str| format!("{what} {}", m.name);
     let df = ctx.sql(&m.sql).await.map_err(Error::datafusion(context("planning")))?;
+    let mut audit = None;
     let rows = match m.layer {
         Layer::Staging => {
             ctx.register_table(m.name.as_str(), df.into_view()).map_err(Error::datafusion(context("registering")))?;
@@ -351,7 +363,9 @@ async fn run_model(
             let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
             let (schema, batches) = match &m.spec.disclosure {
                 Some(d) => {
-                    let protected = d.apply(schema, &batches)?;
+                    let (protected, report) = d.apply(&m.name, schema, &batches)?;
+                    info!(model = %m.name, withheld = report.withheld, primary = report.primary, min_protection_range = ?report.min_protection_range, "disclosure control audited");
+                    audit = Some(report);
                     (protected.schema(), vec![protected])
                 }
                 None => (schema, batches),
@@ -372,5 +386,5 @@ async fn run_model(
     for test in &m.spec.tests {
         results.push(test.run(ctx, &m.name, &m.name).await?);
     }
-    Ok((rows, results))
+    Ok((rows, results, audit))
 }
