@@ -81,7 +81,7 @@ impl AsyncDB for DataFusion {
 }
 
 fn runner() -> Runner<DataFusion, impl sqllogictest::MakeConnection<Conn = DataFusion>> {
-    Runner::new(|| DataFusion::new())
+    Runner::new(DataFusion::new)
 }
 
 #[tokio::test]

@@ -110,7 +110,8 @@ fn slope_index_of_inequality_matches_phe_results() {
     let header: Vec<String> = rows[0].iter().map(|c| c.to_string()).collect();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     // One block per test and area; results are on its first row.
-    let mut blocks: Vec<((String, String), Vec<&Vec<Data>>)> = Vec::new();
+    type Block<'a> = ((String, String), Vec<&'a Vec<Data>>);
+    let mut blocks: Vec<Block> = Vec::new();
     for r in rows.iter().skip(1).filter(|r| num(&r[col("RecordNo")]).is_some()) {
         let key = (r[col("TestDescription")].to_string(), r[col("Area")].to_string());
         match blocks.last_mut() {

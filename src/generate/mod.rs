@@ -264,15 +264,14 @@ impl TrustMonth {
 /// bundled reference tables (`<bundled>/*.csv`) into landing. Returns the number of files copied.
 pub async fn seed(from: &Path, bundled: &Path, landing: &Store) -> Result<usize> {
     let mut copied = 0;
-    let any = |_: &str| true;
-    let esp2013 = |name: &str| name.starts_with("esp2013");
-    let sources: [(std::path::PathBuf, &str, &str, &dyn Fn(&str) -> bool); 4] = [
-        (from.join("cwt"), "cwt", "xlsx", &any),
-        (from.join("reference"), "reference", "csv", &any),
-        (from.join("stats"), "reference", "csv", &esp2013),
-        (bundled.to_path_buf(), "reference", "csv", &any),
+    // (folder, landing folder, extension, file-name prefix)
+    let sources = [
+        (from.join("cwt"), "cwt", "xlsx", ""),
+        (from.join("reference"), "reference", "csv", ""),
+        (from.join("stats"), "reference", "csv", "esp2013"),
+        (bundled.to_path_buf(), "reference", "csv", ""),
     ];
-    for (dir, target, ext, wanted) in sources {
+    for (dir, target, ext, prefix) in sources {
         if !dir.is_dir() {
             tracing::warn!(folder = %dir.display(), "not found; skipped");
             continue;
@@ -282,7 +281,7 @@ pub async fn seed(from: &Path, bundled: &Path, landing: &Store) -> Result<usize>
         entries.sort();
         for path in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == ext)) {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            if !wanted(&name) {
+            if !name.starts_with(prefix) {
                 continue;
             }
             let data = std::fs::read(&path).map_err(Error::io(&path))?;
