@@ -3,7 +3,7 @@
 
 mod common;
 
-use alliance_warehouse::stats::{self, Stratum};
+use alliance_warehouse::stats::{self, SiiTransform, Stratum};
 use calamine::{Data, Reader, Xlsx};
 use common::shared;
 use std::collections::HashMap;
@@ -55,7 +55,8 @@ fn num(d: &Data) -> Option<f64> {
     }
 }
 
-fn esp2013() -> HashMap<String, f64> {
+/// ESP2013 from the published table (the file seeded into landing for `ref_esp2013`), in order.
+fn esp2013() -> Vec<(String, f64)> {
     let text = std::fs::read_to_string(shared().join("stats/esp2013_DERIVED.csv")).unwrap();
     text.lines().skip(1).filter_map(|l| l.split_once(',')).map(|(b, w)| (b.to_string(), w.parse().unwrap())).collect()
 }
@@ -64,15 +65,13 @@ fn esp2013() -> HashMap<String, f64> {
 fn dsr_with_esp2013_and_dobson_matches_phe_results() {
     let esp = esp2013();
     assert_eq!(esp.len(), 19);
-    for (band, weight) in stats::ESP2013 {
-        assert_eq!(esp[band], weight, "the built-in ESP2013 agrees with the published table");
-    }
+    assert_eq!(esp.iter().map(|(_, w)| w).sum::<f64>(), 100_000.0, "ESP2013 sums to 100,000");
     // Bands are matched by position, as PHEindicatormethods does (the test sheet labels one band
     // '55-69' for 55-59).
     let mut areas: HashMap<String, Vec<Stratum>> = HashMap::new();
     for row in sheet("testdata_DSR_ISR.xlsx", "testdata_multiarea").iter().skip(1) {
         let strata = areas.entry(row[0].to_string()).or_default();
-        let standard = stats::ESP2013[strata.len()].1;
+        let standard = esp[strata.len()].1;
         // testdata_tiny has one empty count: no events.
         strata.push(Stratum { count: num(&row[2]).unwrap_or(0.0), population: num(&row[3]).unwrap(), standard });
     }
@@ -110,14 +109,46 @@ fn slope_index_of_inequality_matches_phe_results() {
     let rows = sheet("testdata_SII.xlsx", "testdata_SII");
     let header: Vec<String> = rows[0].iter().map(|c| c.to_string()).collect();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let area1: Vec<&Vec<Data>> =
-        rows.iter().skip(1).filter(|r| num(&r[col("RecordNo")]).is_some_and(|n| n <= 10.0)).collect();
-    assert_eq!(area1.len(), 10);
-    let groups: Vec<(f64, f64)> =
-        area1.iter().map(|r| (num(&r[col("Population")]).unwrap(), num(&r[col("Value")]).unwrap())).collect();
-    let (sii, rii) = stats::sii(&groups).unwrap();
-    close(sii, num(&area1[0][col("sii")]).unwrap(), "sii");
-    close(rii, num(&area1[0][col("rii")]).unwrap(), "rii");
+    // One block per test and area; results are on its first row.
+    type Block<'a> = ((String, String), Vec<&'a Vec<Data>>);
+    let mut blocks: Vec<Block> = Vec::new();
+    for r in rows.iter().skip(1).filter(|r| num(&r[col("RecordNo")]).is_some()) {
+        let key = (r[col("TestDescription")].to_string(), r[col("Area")].to_string());
+        match blocks.last_mut() {
+            Some((k, rs)) if *k == key => rs.push(r),
+            _ => blocks.push((key, vec![r])),
+        }
+    }
+    let mut checked = 0;
+    for ((description, area), rs) in &blocks {
+        let Some(expected_sii) = num(&rs[0][col("sii")]) else { continue };
+        let value_type = num(&rs[0][col("ValueType")]).unwrap();
+        let transform = match (description.contains("transform"), value_type) {
+            (false, _) => SiiTransform::None,
+            (true, 1.0) => SiiTransform::Log,
+            (true, _) => SiiTransform::Logit,
+        };
+        // PHE's multiplier: scales the SII; a negative one turns the RII into its reciprocal.
+        let m = [("(x 100)", 100.0), ("(x -100)", -100.0), ("negative multiplier", -1.0)]
+            .iter()
+            .find(|(k, _)| description.contains(k))
+            .map_or(1.0, |(_, m)| *m);
+        let mut sorted = rs.clone();
+        sorted.sort_by(|a, b| num(&a[col("Quantile")]).unwrap().total_cmp(&num(&b[col("Quantile")]).unwrap()));
+        let groups: Vec<(f64, f64)> =
+            sorted.iter().map(|r| (num(&r[col("Population")]).unwrap(), num(&r[col("Value")]).unwrap())).collect();
+        let got = stats::sii(&groups, transform).unwrap();
+        let what = format!("{description} {area}");
+        close(m * got.sii, expected_sii, &what);
+        if let Some(rii) = num(&rs[0][col("rii")]) {
+            close(if m > 0.0 { got.rii } else { 1.0 / got.rii }, rii, &what);
+        }
+        if let Some(intercept) = num(&rs[0][col("Intercept")]) {
+            close(got.intercept, intercept, &what);
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 44, "22 tests with results, two areas each");
 }
 
 #[tokio::test]

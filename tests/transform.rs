@@ -220,6 +220,22 @@ async fn every_mart_builds_on_generated_data_and_disclosure_leaves_nothing_recov
     let recovery = mart(&ws, "mart_activity_recovery").await;
     let measured = recovery.iter().flat_map(|b| f64s(b, "recovery_percent")).flatten().count();
     assert!(measured > 0);
+    // The statistics aggregates publish values: ESP2013 DSRs (ref_esp2013 joined) inside their
+    // Dobson limits, and SIIs.
+    let rates = mart(&ws, "mart_referral_rates").await;
+    let (dsr, lower, upper) = (
+        rates.iter().flat_map(|b| f64s(b, "dsr")).collect::<Vec<_>>(),
+        rates.iter().flat_map(|b| f64s(b, "dsr_lower_95")).collect::<Vec<_>>(),
+        rates.iter().flat_map(|b| f64s(b, "dsr_upper_95")).collect::<Vec<_>>(),
+    );
+    assert!(dsr.iter().flatten().count() > 0, "some DSRs are published");
+    for ((d, l), u) in dsr.iter().zip(&lower).zip(&upper) {
+        if let (Some(d), Some(l), Some(u)) = (d, l, u) {
+            assert!(l < d && d < u, "{l} < {d} < {u}");
+        }
+    }
+    let gaps = mart(&ws, "mart_inequality_gaps").await;
+    assert!(gaps.iter().flat_map(|b| f64s(b, "sii")).flatten().count() > 0, "some SIIs are published");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,9 @@
 -- Inequality gaps across IMD 2019 quintiles (1 = most deprived): the slope index of inequality
 -- (population-weighted regression of the value on the mid-point cumulative rank of each quintile,
 -- most deprived first: the fitted difference least − most deprived), the relative index, and the
--- absolute and relative gap between the least and the most deprived quintile.
+-- absolute and relative gap between the least and the most deprived quintile. sii and rii are the
+-- aggregates of src/stats/udaf.rs (PHE's default: no transform), tested against PHE's values;
+-- the denominator of each quintile is its population weight.
 -- Indicators: early diagnosis share and FDS performance per alliance and year (from the
 -- patient-level pathways), screening coverage per programme and month (all practices).
 WITH quintiles AS (
@@ -25,40 +27,21 @@ WITH quintiles AS (
     JOIN ref_lsoa_imd l ON l.lsoa_code = g.lsoa_code
     GROUP BY s.programme, s.month, l.imd_quintile
 ),
-ranked AS (
-    SELECT q.*, numerator / denominator AS value,
-           (sum(denominator) OVER (PARTITION BY indicator, area, period ORDER BY quintile ROWS UNBOUNDED PRECEDING)
-             - denominator / 2.0) / sum(denominator) OVER (PARTITION BY indicator, area, period) AS rank_mid
-    FROM quintiles q
-),
-means AS (
+summary AS (
     SELECT indicator, area, period, count(*) AS quintiles, sum(denominator) AS denominator,
-           sum(denominator * rank_mid) / sum(denominator) AS mean_rank,
-           sum(denominator * value) / sum(denominator) AS mean_value,
+           sii(quintile, denominator, numerator / denominator) AS sii,
+           rii(quintile, denominator, numerator / denominator) AS rii,
+           max(CASE WHEN quintile = 1 THEN numerator / denominator END) AS value_most_deprived,
+           max(CASE WHEN quintile = 5 THEN numerator / denominator END) AS value_least_deprived,
            min(least(numerator, denominator - numerator)) AS smallest_count
-    FROM ranked GROUP BY indicator, area, period
-),
-fitted AS (
-    SELECT r.indicator, r.area, r.period,
-           sum(r.denominator * (r.rank_mid - m.mean_rank) * (r.value - m.mean_value))
-             / sum(r.denominator * (r.rank_mid - m.mean_rank) * (r.rank_mid - m.mean_rank)) AS sii
-    FROM ranked r JOIN means m USING (indicator, area, period)
-    GROUP BY r.indicator, r.area, r.period
-),
-ends AS (
-    SELECT indicator, area, period,
-           max(CASE WHEN quintile = 1 THEN value END) AS value_most_deprived,
-           max(CASE WHEN quintile = 5 THEN value END) AS value_least_deprived
-    FROM ranked GROUP BY indicator, area, period
+    FROM quintiles GROUP BY indicator, area, period
 )
-SELECT m.indicator, m.area, m.period, m.quintiles, m.denominator,
-       CASE WHEN publishable THEN f.sii END AS sii,
-       CASE WHEN publishable THEN (m.mean_value - f.sii * m.mean_rank + f.sii) / (m.mean_value - f.sii * m.mean_rank) END AS rii,
-       CASE WHEN publishable THEN e.value_most_deprived END AS value_most_deprived,
-       CASE WHEN publishable THEN e.value_least_deprived END AS value_least_deprived,
-       CASE WHEN publishable THEN e.value_least_deprived - e.value_most_deprived END AS absolute_gap,
-       CASE WHEN publishable THEN (e.value_least_deprived - e.value_most_deprived) / e.value_least_deprived END AS relative_gap,
+SELECT indicator, area, period, quintiles, denominator,
+       CASE WHEN publishable THEN sii END AS sii,
+       CASE WHEN publishable THEN rii END AS rii,
+       CASE WHEN publishable THEN value_most_deprived END AS value_most_deprived,
+       CASE WHEN publishable THEN value_least_deprived END AS value_least_deprived,
+       CASE WHEN publishable THEN value_least_deprived - value_most_deprived END AS absolute_gap,
+       CASE WHEN publishable THEN (value_least_deprived - value_most_deprived) / value_least_deprived END AS relative_gap,
        NOT publishable AS suppressed
-FROM (SELECT *, quintiles = 5 AND smallest_count >= 5 AS publishable FROM means) m
-JOIN fitted f USING (indicator, area, period)
-JOIN ends e USING (indicator, area, period)
+FROM (SELECT *, quintiles = 5 AND smallest_count >= 5 AS publishable FROM summary)

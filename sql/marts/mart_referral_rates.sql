@@ -1,14 +1,12 @@
 -- Urgent suspected-cancer referrals per 100,000 residents a year, crude and directly
--- age-standardised (European Standard Population 2013, Dobson 95% interval), by year of referral,
--- for each borough and each IMD 2019 quintile of the two alliances. Population: ONS mid-2019 by
--- LSOA. Rates are annualised over the months of data in the year.
-WITH esp(esp_band, weight) AS (
-    VALUES ('0-4', 5000.0), ('5-9', 5500.0), ('10-14', 5500.0), ('15-19', 5500.0), ('20-24', 6000.0),
-           ('25-29', 6000.0), ('30-34', 6500.0), ('35-39', 7000.0), ('40-44', 7000.0), ('45-49', 7000.0),
-           ('50-54', 7000.0), ('55-59', 6500.0), ('60-64', 6000.0), ('65-69', 5500.0), ('70-74', 5000.0),
-           ('75-79', 4000.0), ('80-84', 2500.0), ('85-89', 1500.0), ('90+', 1000.0)
-),
-referrals AS (
+-- age-standardised (European Standard Population 2013 from ref_esp2013, Dobson 95% interval), by
+-- year of referral, for each borough and each IMD 2019 quintile of the two alliances. Population:
+-- ONS mid-2019 by LSOA. Rates are annualised over the months of data in the year: the intervals
+-- are computed on the raw referral count and then scaled by 12 / months (the crude rate's count
+-- interval on an annualised count would be too narrow; Dobson scales exactly, so the DSR
+-- functions take per = 100000 * 12 / months). dsr, dsr_lower and dsr_upper are the aggregates
+-- of src/stats/udaf.rs (null below 10 referrals), tested against PHE's published values.
+WITH referrals AS (
     SELECT CAST(extract(year FROM referral_date) AS BIGINT) AS year, borough,
            CAST(imd_quintile AS VARCHAR) AS imd_quintile, esp_band, referral_month
     FROM int_pathways
@@ -37,28 +35,26 @@ counts AS (
 ),
 years AS (SELECT DISTINCT year FROM referrals),
 banded AS (
-    SELECT y.year, p.dimension, p.area, p.esp_band, p.population, e.weight,
+    SELECT y.year, p.dimension, p.area, p.esp_band, p.population, e.esp2013 AS weight,
            CAST(coalesce(c.referrals, 0) AS DOUBLE) AS referrals, m.months_covered
     FROM population p
     CROSS JOIN years y
-    JOIN esp e ON e.esp_band = p.esp_band
+    JOIN ref_esp2013 e ON e.age_band = p.esp_band
     JOIN months m ON m.year = y.year
     LEFT JOIN counts c ON c.year = y.year AND c.dimension = p.dimension AND c.area = p.area AND c.esp_band = p.esp_band
 ),
 summed AS (
     SELECT year, dimension, area, max(months_covered) AS months_covered,
            sum(referrals) AS referrals, sum(population) AS population,
-           sum(weight * referrals / population) / sum(weight) * 100000.0 * 12.0 / max(months_covered) AS dsr,
-           sum(weight * weight * referrals / (population * population)) / (sum(weight) * sum(weight))
-               * power(100000.0 * 12.0 / max(months_covered), 2) AS dsr_variance
+           dsr(referrals, population, weight, 100000.0 * 12.0 / months_covered) AS dsr,
+           dsr_lower(referrals, population, weight, 100000.0 * 12.0 / months_covered) AS dsr_lower_95,
+           dsr_upper(referrals, population, weight, 100000.0 * 12.0 / months_covered) AS dsr_upper_95
     FROM banded WHERE population > 0
     GROUP BY year, dimension, area
 )
 SELECT year, dimension, area, months_covered, referrals, population,
        referrals / population * 100000.0 * 12.0 / months_covered AS crude_rate,
-       rate_lower(referrals * 12.0 / months_covered, population, 100000.0) AS crude_rate_lower_95,
-       rate_upper(referrals * 12.0 / months_covered, population, 100000.0) AS crude_rate_upper_95,
-       CASE WHEN referrals >= 10 THEN dsr END AS dsr,
-       CASE WHEN referrals >= 10 THEN dobson_lower(dsr, dsr_variance, referrals) END AS dsr_lower_95,
-       CASE WHEN referrals >= 10 THEN dobson_upper(dsr, dsr_variance, referrals) END AS dsr_upper_95
+       rate_lower(referrals, population, 100000.0) * 12.0 / months_covered AS crude_rate_lower_95,
+       rate_upper(referrals, population, 100000.0) * 12.0 / months_covered AS crude_rate_upper_95,
+       dsr, dsr_lower_95, dsr_upper_95
 FROM summed

@@ -259,16 +259,19 @@ impl TrustMonth {
     }
 }
 
-/// Copies the published extracts (`<from>/cwt/*.xlsx`, `<from>/reference/*.csv`) and the bundled
-/// reference tables (`<bundled>/*.csv`) into landing. Returns the number of files copied.
+/// Copies the published extracts (`<from>/cwt/*.xlsx`, `<from>/reference/*.csv`), the European
+/// Standard Population 2013 (`<from>/stats/esp2013*.csv`, for the pipeline `ref_esp2013`) and the
+/// bundled reference tables (`<bundled>/*.csv`) into landing. Returns the number of files copied.
 pub async fn seed(from: &Path, bundled: &Path, landing: &Store) -> Result<usize> {
     let mut copied = 0;
+    // (folder, landing folder, extension, file-name prefix)
     let sources = [
-        (from.join("cwt"), "cwt", "xlsx"),
-        (from.join("reference"), "reference", "csv"),
-        (bundled.to_path_buf(), "reference", "csv"),
+        (from.join("cwt"), "cwt", "xlsx", ""),
+        (from.join("reference"), "reference", "csv", ""),
+        (from.join("stats"), "reference", "csv", "esp2013"),
+        (bundled.to_path_buf(), "reference", "csv", ""),
     ];
-    for (dir, target, ext) in sources {
+    for (dir, target, ext, prefix) in sources {
         if !dir.is_dir() {
             tracing::warn!(folder = %dir.display(), "not found; skipped");
             continue;
@@ -278,6 +281,9 @@ pub async fn seed(from: &Path, bundled: &Path, landing: &Store) -> Result<usize>
         entries.sort();
         for path in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == ext)) {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if !name.starts_with(prefix) {
+                continue;
+            }
             let data = std::fs::read(&path).map_err(Error::io(&path))?;
             let location = format!("{target}/{name}");
             // Leave identical files alone so that re-seeding changes nothing.

@@ -5,40 +5,27 @@
 //! - [`byar`]: Byar's approximation to the Poisson interval for a count (used from 10 events).
 //! - [`exact_poisson`]: exact Poisson interval from chi-square quantiles (used below 10 events).
 //! - [`count_interval`]: the PHE rule: exact below 10 events, Byar from 10.
-//! - [`dsr`]: directly age-standardised rate with the European Standard Population 2013 and the
-//!   Dobson interval (Byar-based), not computed below 10 events.
+//! - [`crude_rate`]: `x / n × per` with the count interval of the raw count `x`, scaled.
+//! - [`dsr`] / [`DsrSum`]: directly age-standardised rate with the Dobson interval (Byar-based),
+//!   not computed below 10 events. The standard population (ESP2013) is an input: the warehouse
+//!   reads it from the reference table `ref_esp2013`, never from code.
 //! - [`sii`]: slope index of inequality by population-weighted least squares of the value on the
-//!   mid-point cumulative population rank (ridit) of each quantile, and the relative index.
+//!   mid-point cumulative population rank of each quantile (most deprived first), the relative
+//!   index, optionally on the log (rates) or logit (proportions) scale ([`SiiTransform`]).
 //!
 //! Confidence is a level such as 0.95 or 0.998. Functions return `None` where the method is not
 //! defined (empty denominators, negative counts, fewer than 10 events for a DSR).
+//!
+//! The marts call these through the SQL functions of [`udf`] (scalar) and [`udaf`] (aggregate):
+//! one implementation of each method.
 
+mod sii;
+pub mod udaf;
 pub mod udf;
 
-use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
+pub use sii::{sii, Sii, SiiTransform};
 
-/// European Standard Population 2013, 19 five-year bands `0-4` … `85-89`, `90+`.
-pub const ESP2013: [(&str, f64); 19] = [
-    ("0-4", 5000.0),
-    ("5-9", 5500.0),
-    ("10-14", 5500.0),
-    ("15-19", 5500.0),
-    ("20-24", 6000.0),
-    ("25-29", 6000.0),
-    ("30-34", 6500.0),
-    ("35-39", 7000.0),
-    ("40-44", 7000.0),
-    ("45-49", 7000.0),
-    ("50-54", 7000.0),
-    ("55-59", 6500.0),
-    ("60-64", 6000.0),
-    ("65-69", 5500.0),
-    ("70-74", 5000.0),
-    ("75-79", 4000.0),
-    ("80-84", 2500.0),
-    ("85-89", 1500.0),
-    ("90+", 1000.0),
-];
+use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
 /// A point estimate with its interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,22 +106,66 @@ pub struct Stratum {
     pub standard: f64,
 }
 
-/// Directly standardised rate per `per` with the Dobson interval; `None` below 10 events or
-/// with an empty stratum population.
+/// Directly standardised rate per `per` with the Dobson interval; `None` below 10 events, with
+/// an empty or negative stratum population or a negative count. The strata are summed by
+/// [`DsrSum`], as the SQL aggregates `dsr`, `dsr_lower` and `dsr_upper` do.
 pub fn dsr(strata: &[Stratum], per: f64, confidence: f64) -> Option<Interval> {
-    let total: f64 = strata.iter().map(|s| s.count).sum();
-    let weights: f64 = strata.iter().map(|s| s.standard).sum();
-    if total < 10.0 || weights <= 0.0 || strata.iter().any(|s| s.population <= 0.0 || s.count < 0.0) {
-        return None;
+    let mut sum = DsrSum::default();
+    for s in strata {
+        sum.add(*s);
     }
-    let value = strata.iter().map(|s| s.standard * s.count / s.population).sum::<f64>() / weights * per;
-    let variance =
-        strata.iter().map(|s| s.standard * s.standard * s.count / (s.population * s.population)).sum::<f64>()
-            / (weights * weights)
-            * per
-            * per;
-    let (lower, upper) = dobson(value, variance, total, confidence)?;
-    Some(Interval { value, lower, upper })
+    sum.finish(per, confidence)
+}
+
+/// The running sums of a directly standardised rate, added to one stratum at a time and merged
+/// across partitions; [`DsrSum::finish`] gives the rate and its Dobson interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DsrSum {
+    /// Events over all strata.
+    pub count: f64,
+    /// Sum of the standard population weights.
+    pub weights: f64,
+    /// Sum of `standard × count / population`.
+    pub rate: f64,
+    /// Sum of `standard² × count / population²`.
+    pub variance: f64,
+    /// A stratum had a population of zero or less, or a negative count: no rate.
+    pub invalid: bool,
+}
+
+impl DsrSum {
+    /// Adds one stratum.
+    pub fn add(&mut self, s: Stratum) {
+        if s.population <= 0.0 || s.count < 0.0 || !(s.count.is_finite() && s.population.is_finite()) {
+            self.invalid = true;
+            return;
+        }
+        self.count += s.count;
+        self.weights += s.standard;
+        self.rate += s.standard * s.count / s.population;
+        self.variance += s.standard * s.standard * s.count / (s.population * s.population);
+    }
+
+    /// Adds the strata summed by `other`.
+    pub fn merge(&mut self, other: &DsrSum) {
+        self.count += other.count;
+        self.weights += other.weights;
+        self.rate += other.rate;
+        self.variance += other.variance;
+        self.invalid |= other.invalid;
+    }
+
+    /// The rate per `per` with its Dobson interval; `None` below 10 events, without positive
+    /// standard weights or after an invalid stratum.
+    pub fn finish(&self, per: f64, confidence: f64) -> Option<Interval> {
+        if self.invalid || self.count < 10.0 || self.weights <= 0.0 {
+            return None;
+        }
+        let value = self.rate / self.weights * per;
+        let variance = self.variance / (self.weights * self.weights) * per * per;
+        let (lower, upper) = dobson(value, variance, self.count, confidence)?;
+        Some(Interval { value, lower, upper })
+    }
 }
 
 /// Dobson's interval for a weighted sum of Poisson counts with point `value` and `variance`,
@@ -146,36 +177,6 @@ pub fn dobson(value: f64, variance: f64, total: f64, confidence: f64) -> Option<
     let b = byar(total, confidence)?;
     let factor = (variance / total).sqrt();
     Some((value + factor * (b.lower - total), value + factor * (b.upper - total)))
-}
-
-/// Slope index of inequality: `groups` are (population, value) ordered from most to least
-/// deprived. Returns (sii, rii) where rii is the ratio of the fitted values at the least and
-/// most deprived ends (rank 1 over rank 0).
-pub fn sii(groups: &[(f64, f64)]) -> Option<(f64, f64)> {
-    let total: f64 = groups.iter().map(|g| g.0).sum();
-    if groups.len() < 2 || total <= 0.0 {
-        return None;
-    }
-    // Mid-point of each group's share of the cumulative population.
-    let mut cumulative = 0.0;
-    let ranks: Vec<f64> = groups
-        .iter()
-        .map(|(pop, _)| {
-            let mid = (cumulative + pop / 2.0) / total;
-            cumulative += pop;
-            mid
-        })
-        .collect();
-    let mean_x = groups.iter().zip(&ranks).map(|(g, x)| g.0 * x).sum::<f64>() / total;
-    let mean_y = groups.iter().map(|g| g.0 * g.1).sum::<f64>() / total;
-    let sxx: f64 = groups.iter().zip(&ranks).map(|(g, x)| g.0 * (x - mean_x).powi(2)).sum();
-    let sxy: f64 = groups.iter().zip(&ranks).map(|(g, x)| g.0 * (x - mean_x) * (g.1 - mean_y)).sum();
-    if sxx <= 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let intercept = mean_y - slope * mean_x;
-    Some((slope, (intercept + slope) / intercept))
 }
 
 #[cfg(test)]
@@ -195,11 +196,31 @@ mod tests {
     }
 
     #[test]
+    fn dsr_sums_merge_as_one() {
+        let strata: Vec<Stratum> = (1..=6)
+            .map(|i| Stratum { count: 3.0 * i as f64, population: 100.0 * i as f64, standard: 1000.0 + i as f64 })
+            .collect();
+        let whole = dsr(&strata, 100_000.0, 0.95).unwrap();
+        let (mut a, mut b) = (DsrSum::default(), DsrSum::default());
+        strata[..2].iter().for_each(|s| a.add(*s));
+        strata[2..].iter().for_each(|s| b.add(*s));
+        a.merge(&b);
+        let merged = a.finish(100_000.0, 0.95).unwrap();
+        close(merged.value, whole.value);
+        close(merged.lower, whole.lower);
+        assert!(dsr(&strata[..1], 100_000.0, 0.95).is_none(), "3 events: below 10");
+        let mut bad = strata.clone();
+        bad[0].population = 0.0;
+        assert!(dsr(&bad, 100_000.0, 0.95).is_none());
+    }
+
+    #[test]
     fn sii_is_a_weighted_slope() {
         // Exactly linear values: the slope over the full rank range is recovered.
         let groups: Vec<(f64, f64)> = (0..5).map(|i| (100.0, 10.0 + 5.0 * (i as f64 * 0.2 + 0.1))).collect();
-        let (s, r) = sii(&groups).unwrap();
-        close(s, 5.0);
-        close(r, 15.0 / 10.0);
+        let s = sii(&groups, SiiTransform::None).unwrap();
+        close(s.sii, 5.0);
+        close(s.rii, 15.0 / 10.0);
+        close(s.intercept, 10.0);
     }
 }

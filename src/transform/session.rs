@@ -31,9 +31,7 @@ pub fn empty_session() -> SessionContext {
     config.options_mut().execution.parquet.schema_force_view_types = false;
     config.options_mut().sql_parser.map_string_types_to_utf8view = false;
     let ctx = SessionContext::new_with_config(config);
-    for udf in crate::stats::udf::all() {
-        ctx.register_udf(udf);
-    }
+    crate::stats::udf::register(&ctx);
     ctx
 }
 

@@ -1,0 +1,118 @@
+//! SQL logic tests (`tests/slt/*.slt`, sqllogictest format): OHID/PHE's published test values for
+//! the DSR with Dobson limits, SII/RII, Byar, Wilson and crude-rate intervals, run as SQL through
+//! the very functions the marts call, in a session built like the transform session
+//! (`transform::session::empty_session`), with `ref_esp2013` read from the published
+//! `stats/esp2013_DERIVED.csv`. The `.slt` files are generated from PHE's workbooks by
+//! `scripts/phe_slt.py`; expected rows are PHE's values, never our own output.
+
+mod common;
+
+use alliance_warehouse::transform::session::empty_session;
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type};
+use arrow::util::display::array_value_to_string;
+use async_trait::async_trait;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{CsvReadOptions, SessionContext};
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
+use std::path::PathBuf;
+
+/// A DataFusion session as a sqllogictest database.
+struct DataFusion {
+    ctx: SessionContext,
+}
+
+impl DataFusion {
+    async fn new() -> Result<Self, DataFusionError> {
+        let ctx = empty_session();
+        let esp = common::shared().join("stats/esp2013_DERIVED.csv");
+        ctx.register_csv("ref_esp2013", esp.to_str().expect("UTF-8 path"), CsvReadOptions::new()).await?;
+        Ok(DataFusion { ctx })
+    }
+}
+
+fn cell(batch: &RecordBatch, column: usize, row: usize) -> Result<String, DataFusionError> {
+    let array = batch.column(column);
+    if array.is_null(row) {
+        return Ok("NULL".into());
+    }
+    Ok(match array.data_type() {
+        // Rust's shortest round-trip form, as scripts/phe_slt.py writes the expected values.
+        DataType::Float64 => format!("{}", array.as_primitive::<Float64Type>().value(row)),
+        _ => array_value_to_string(array, row)?,
+    })
+}
+
+fn column_type(t: &DataType) -> DefaultColumnType {
+    match t {
+        t if t.is_floating() => DefaultColumnType::FloatingPoint,
+        t if t.is_integer() => DefaultColumnType::Integer,
+        _ => DefaultColumnType::Text,
+    }
+}
+
+#[async_trait]
+impl AsyncDB for DataFusion {
+    type Error = DataFusionError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
+        let df = self.ctx.sql(sql).await?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.collect().await?;
+        if schema.fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let mut rows = Vec::new();
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                rows.push((0..batch.num_columns()).map(|c| cell(batch, c, row)).collect::<Result<_, _>>()?);
+            }
+        }
+        let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "datafusion"
+    }
+}
+
+fn runner() -> Runner<DataFusion, impl sqllogictest::MakeConnection<Conn = DataFusion>> {
+    Runner::new(DataFusion::new)
+}
+
+#[tokio::test]
+async fn phe_test_values_through_the_sql_functions() {
+    let dir = common::repo().join("tests/slt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["dsr.slt", "intervals.slt", "sii.slt"]);
+    let mut failures = Vec::new();
+    for file in &files {
+        let mut runner = runner();
+        if let Err(e) = runner.run_file_async(file).await {
+            failures.push(format!("{}: {e}", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test]
+async fn a_value_off_by_more_than_1e6_fails() {
+    // dsr.slt with PHE's testdata_big DSR per 10,000 moved by 2e-6 in the check only: the rounded
+    // column still reads 1043.0248, so only the 1e-6 comparison can catch it.
+    let text = std::fs::read_to_string(common::repo().join("tests/slt/dsr.slt")).unwrap();
+    assert!(text.contains("- 1043.0247991469423)"), "the generated case is present");
+    runner().run_script_async(&text).await.expect("the published values pass");
+    let moved = text.replace("- 1043.0247991469423)", "- 1043.0248011469423)");
+    assert!(runner().run_script_async(&moved).await.is_err(), "a value 2e-6 away fails");
+}
