@@ -151,7 +151,8 @@ Who sees what (read-only for everyone: no COPY, CREATE, INSERT, SET or file path
   --role engineer  also staging views (stg_*), intermediate models (int_*), reference tables
                    (ref_*) and pipeline staging tables (trust_pathways_*, cwt_*, screening_*),
                    some of them patient-level
-CSV output prefixes text cells starting with = + - @ tab or CR with ' (--raw turns this off).";
+CSV output (query --format csv, shell .format csv) prefixes text cells starting with = + - @
+tab or CR with ' so spreadsheets do not run them as formulas (query --raw turns this off).";
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
