@@ -170,7 +170,8 @@ mod tests {
         let batch =
             RecordBatch::try_from_iter([("t", text as ArrayRef), ("d", Arc::new(dict) as _), ("n", numbers as _)])
                 .unwrap();
-        let safe = String::from_utf8(render(&[batch.clone()], OutputFormat::Csv, CsvCells::Safe).unwrap()).unwrap();
+        let safe = String::from_utf8(render(std::slice::from_ref(&batch), OutputFormat::Csv, CsvCells::Safe).unwrap())
+            .unwrap();
         let lines: Vec<&str> = safe.lines().collect();
         assert_eq!(lines[0], "t,d,n");
         assert_eq!(lines[1], "\"'=HYPERLINK(\"\"http://x\"\")\",'=1,-1");
