@@ -295,10 +295,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { out } => {
-            // The report shows what analysts see: the published marts.
+            // The report joins the published marts with reference tables (alliance membership).
             let ctx = job_context(&cli, &env)?;
-            let session = AccessSession::open(&ctx, crate::access::Role::Analyst, "alliance report").await?;
-            write_page(out, &crate::pages::report::report(session.context()).await?)?;
+            let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
+            let session = crate::access::session::warehouse_context(&ctx, &graph).await?;
+            write_page(out, &crate::pages::report::report(&session).await?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(args) => {
