@@ -4,7 +4,8 @@
 //! Semantics of [`AccessSession::plan`], in order:
 //!
 //! 1. The text must parse as exactly one statement, and that statement must be a query: `SELECT`
-//!    / `WITH` / `VALUES`, `EXPLAIN` of a query, `DESCRIBE`, `SHOW TABLES`, `SHOW COLUMNS`.
+//!    / `WITH` / `VALUES`, `EXPLAIN` of a query, `DESCRIBE`, `SHOW TABLES`, `SHOW COLUMNS`, `SHOW`
+//!    of a setting.
 //!    Anything else (`COPY`, `CREATE [EXTERNAL] TABLE`, `CREATE VIEW`, `INSERT`, `UPDATE`,
 //!    `DELETE`, `DROP`, `SET`, `RESET`, `SELECT … INTO`, transactions, …) is refused with
 //!    [`Error::ReadOnly`], naming the statement and nothing from it.
@@ -215,7 +216,10 @@ fn refused_sql(statement: &Statement) -> Option<String> {
             matches!(q.body.as_ref(), SetExpr::Select(s) if s.into.is_some()).then(|| "SELECT INTO".into())
         }
         Statement::Explain { statement, .. } => refused_sql(statement),
-        Statement::ExplainTable { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. } => None,
+        Statement::ExplainTable { .. }
+        | Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowVariable { .. } => None,
         other => Some(leading_keywords(&other.to_string())),
     }
 }
@@ -294,6 +298,8 @@ mod tests {
             "EXPLAIN SELECT 1",
             "DESCRIBE mart_backlog",
             "SHOW TABLES",
+            "SHOW COLUMNS FROM mart_backlog",
+            "SHOW ALL",
             "VALUES (1)",
         ] {
             assert_eq!(name(sql), None, "{sql}");
