@@ -8,6 +8,7 @@ PROFILE  ?= dev
 SHARED   ?= ../shared/data
 ROWS     ?= 60000
 ARGS     ?=
+ROLE     ?= analyst
 
 CARGO    ?= cargo
 TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
@@ -55,8 +56,8 @@ marts: build ## Run the SQL models, test and publish the marts (SELECT=mart_x+ /
 run: build ## The whole job: ingest new files, then build and publish the marts
 	$(ALLIANCE) run
 
-query: build ## SQL over the marts and staging tables: make query SQL="select ..."
-	$(ALLIANCE) query "$(SQL)"
+query: build ## Read-only SQL over the marts (ROLE=engineer: also models and staging): make query SQL="select ..."
+	$(ALLIANCE) query --role $(ROLE) "$(SQL)"
 
 status: build ## Last runs, the warehouse lock, waiting landing files and when each pipeline is due
 	$(ALLIANCE) status
@@ -64,8 +65,8 @@ status: build ## Last runs, the warehouse lock, waiting landing files and when e
 schedule: build ## Run pipelines on their cron schedules and when new files land, until Ctrl-C/SIGTERM
 	$(ALLIANCE) schedule
 
-shell: build ## An interactive SQL shell over the marts (history, tab completion, .tables, .schema)
-	$(ALLIANCE) shell
+shell: build ## An interactive read-only SQL shell over the marts (ROLE=engineer: all tables)
+	$(ALLIANCE) shell --role $(ROLE)
 
 docs: build ## Write the catalogue of pipelines, models and marts to site/catalogue.html
 	$(ALLIANCE) docs --out site/catalogue.html

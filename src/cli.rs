@@ -6,6 +6,7 @@
 //! 4 a model failed or its data tests failed (nothing of it was published); 5 another run holds
 //! the warehouse lock.
 
+use crate::access::AccessSession;
 use crate::config::{load_pipelines, Environment};
 use crate::ingest::{FileOutcome, IngestOptions, PipelineReport};
 use crate::jobs::{run_job, JobContext, JobOutcome, JobSpec};
@@ -60,19 +61,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run SQL over the marts, models, staging tables and the run history (`runs`).
+    /// Run one read-only query over the tables your role reads (marts and `runs` for analysts).
+    #[command(after_help = WHO_SEES_WHAT)]
     Query {
-        /// The query.
+        /// The query (SELECT, WITH, EXPLAIN, DESCRIBE or SHOW; nothing that writes).
         sql: String,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
-        format: crate::query::OutputFormat,
+        format: crate::access::query::OutputFormat,
         /// Write the result to this file instead of stdout (required for parquet).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Whose view of the warehouse: analyst (published marts) or engineer (all tables).
+        #[arg(long, value_enum, default_value = "analyst")]
+        role: crate::access::Role,
+        /// CSV: write text cells exactly as stored, without the `'` before cells starting with
+        /// = + - @ tab or CR that keeps spreadsheets from running them as formulas.
+        #[arg(long)]
+        raw: bool,
     },
-    /// An interactive SQL shell over the same tables, with history and tab completion.
-    Shell,
+    /// An interactive read-only SQL shell over the same tables, with history and tab completion.
+    #[command(after_help = WHO_SEES_WHAT)]
+    Shell {
+        /// Whose view of the warehouse: analyst (published marts) or engineer (all tables).
+        #[arg(long, value_enum, default_value = "analyst")]
+        role: crate::access::Role,
+    },
     /// Write the catalogue (pipelines, models, marts, columns, tests, lineage, last runs) as HTML.
     Docs {
         /// Output file.
@@ -129,6 +143,17 @@ pub enum Command {
     },
 }
 
+/// Who sees what, for `query --help` and `shell --help` (SPEC §9).
+const WHO_SEES_WHAT: &str = "\
+Who sees what (read-only for everyone: no COPY, CREATE, INSERT, SET or file paths as tables):
+  --role analyst   (default) published marts (mart_*), runs (run history), catalogue
+                   (documented marts and columns), information_schema
+  --role engineer  also staging views (stg_*), intermediate models (int_*), reference tables
+                   (ref_*) and pipeline staging tables (trust_pathways_*, cwt_*, screening_*),
+                   some of them patient-level
+CSV output (query --format csv, shell .format csv) prefixes text cells starting with = + - @
+tab or CR with ' so spreadsheets do not run them as formulas (query --raw turns this off).";
+
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -152,6 +177,9 @@ pub fn main() -> ExitCode {
                             | Error::MissingSecret { .. }
                             | Error::StorageUrl { .. }
                             | Error::Query { .. }
+                            | Error::ReadOnly { .. }
+                            | Error::NotATable { .. }
+                            | Error::Forbidden { .. }
                     )
                 )
             });
@@ -240,33 +268,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::schedule::serve(ctx, *once).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Query { sql, format, output } => {
-            if *format == crate::query::OutputFormat::Parquet && output.is_none() {
+        Command::Query { sql, format, output, role, raw } => {
+            use crate::access::query::{render, CsvCells, OutputFormat};
+            if *format == OutputFormat::Parquet && output.is_none() {
                 anyhow::bail!(Error::config("--format parquet", "needs --output FILE"));
             }
-            let session = crate::query::session(&job_context(&cli, &env)?).await?;
-            let batches = crate::query::run(&session, sql).await?;
-            let bytes = crate::query::render(&batches, *format)?;
+            let session = AccessSession::open(&job_context(&cli, &env)?, *role, "alliance query").await?;
+            let batches = session.run(sql).await?;
+            let bytes = render(&batches, *format, if *raw { CsvCells::Raw } else { CsvCells::Safe })?;
             match output {
                 Some(path) => std::fs::write(path, bytes).map_err(Error::io(path))?,
                 None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shell => {
-            let session = crate::query::session(&job_context(&cli, &env)?).await?;
-            crate::shell::run_shell(session).await?;
+        Command::Shell { role } => {
+            let session = AccessSession::open(&job_context(&cli, &env)?, *role, "alliance shell").await?;
+            crate::access::shell::run_shell(session).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Docs { out } => {
             let ctx = job_context(&cli, &env)?;
             let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
-            let session = crate::query::session(&ctx).await?;
+            let session = crate::access::session::warehouse_context(&ctx, &graph).await?;
             write_page(out, &crate::pages::catalogue::catalogue(&ctx, &graph, &session).await?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { out } => {
-            let session = crate::query::session(&job_context(&cli, &env)?).await?;
+            // The report joins the published marts with reference tables (alliance membership).
+            let ctx = job_context(&cli, &env)?;
+            let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
+            let session = crate::access::session::warehouse_context(&ctx, &graph).await?;
             write_page(out, &crate::pages::report::report(&session).await?)?;
             Ok(ExitCode::SUCCESS)
         }

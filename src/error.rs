@@ -83,6 +83,22 @@ pub enum Error {
     #[error("query failed: {reason}")]
     Query { reason: String },
 
+    /// A read-only session (query, shell, serve) was sent a statement that is not a query.
+    /// Names the kind of statement only, never its identifiers or values.
+    #[error("{tool} is read-only: {statement} is not allowed (only queries: SELECT, WITH, EXPLAIN, DESCRIBE, SHOW)")]
+    ReadOnly { tool: &'static str, statement: String },
+
+    /// A query named a file path or URL as a table; sessions read registered tables only.
+    #[error("{tool} reads only the warehouse's tables: '{path}' is a file path, not a table")]
+    NotATable { tool: &'static str, path: String },
+
+    /// A query named a table its role may not read.
+    #[error(
+        "table '{table}' ({kind}) needs the {needs} role (--role {needs}); the {role} role reads published \
+         marts, runs, catalogue and information_schema only"
+    )]
+    Forbidden { table: String, kind: &'static str, role: crate::access::Role, needs: crate::access::Role },
+
     /// Another run holds the warehouse lock.
     #[error("the warehouse is locked by {holder} until {until}")]
     Locked { holder: String, until: String },

@@ -4,10 +4,12 @@
 //! Layers: [`config`] (environments and declarative pipelines) → [`storage`] (object stores) →
 //! [`ingest`] (landing extracts to staging Parquet, with quarantine and manifests) →
 //! [`transform`] (SQL models to tested, disclosure-controlled, atomically published marts, with
-//! the [`stats`] methods as SQL functions) → [`runs`] (run records). [`generate`] makes realistic
+//! the [`stats`] methods as SQL functions) → [`runs`] (run records) → [`access`] (role-scoped,
+//! read-only SQL for people: `query`, `shell`). [`generate`] makes realistic
 //! synthetic extracts.
 #![deny(warnings)]
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -19,10 +21,8 @@ pub mod logging;
 pub mod pages;
 pub mod parquet_dictionary;
 pub mod parquet_sink;
-pub mod query;
 pub mod runs;
 pub mod schedule;
-pub mod shell;
 pub mod stats;
 pub mod storage;
 pub mod transform;

@@ -1,7 +1,7 @@
 //! Plain-Parquet interoperability: every published mart, and a staging table written by
 //! alliance's own dictionary chunks with 16-byte pseudonyms, read with DuckDB and with pyarrow
 //! (pip, installed by `make tools` / `.ci/run`) gives exactly the rows `alliance query` returns;
-//! and the query command's formats and errors.
+//! and the query command's formats and errors (as an engineer: reference and staging tables).
 
 mod common;
 
@@ -30,7 +30,8 @@ fn every_mart_reads_the_same_in_duckdb_pyarrow_and_alliance() {
     }
     assert_eq!(marts, 9);
     let staging = "trust_pathways_ral";
-    let json = ok(dir.path(), &["query", "--format", "json", &format!("SELECT * FROM {staging}")]);
+    let json =
+        ok(dir.path(), &["query", "--role", "engineer", "--format", "json", &format!("SELECT * FROM {staging}")]);
     assert!(json.lines().count() > 100, "{staging} has rows");
     std::fs::write(exported.join(format!("{staging}.json")), json).unwrap();
     let out = std::process::Command::new("python3")
@@ -51,17 +52,17 @@ fn query_formats_and_errors_that_point_at_the_sql() {
     ok(dir.path(), &["seed", "--from", common::shared().to_str().unwrap()]);
     ok(dir.path(), &["ingest", "--pipeline", "ref_operational_standards"]);
     let sql = "SELECT standard, threshold FROM ref_operational_standards WHERE standard = '28-day FDS' ORDER BY effective_from";
-    let table = ok(dir.path(), &["query", sql]);
+    let table = ok(dir.path(), &["query", "--role", "engineer", sql]);
     assert!(table.contains("| 28-day FDS | 0.75"), "{table}");
-    let csv = ok(dir.path(), &["query", "--format", "csv", sql]);
+    let csv = ok(dir.path(), &["query", "--role", "engineer", "--format", "csv", sql]);
     assert_eq!(
         csv.lines().collect::<Vec<_>>(),
         ["standard,threshold", "28-day FDS,0.75", "28-day FDS,0.77", "28-day FDS,0.8"]
     );
-    let json = ok(dir.path(), &["query", "--format", "json", sql]);
+    let json = ok(dir.path(), &["query", "--role", "engineer", "--format", "json", sql]);
     assert_eq!(json.lines().next().unwrap(), r#"{"standard":"28-day FDS","threshold":0.75}"#);
     let file = dir.path().join("out.parquet");
-    ok(dir.path(), &["query", "--format", "parquet", "--output", file.to_str().unwrap(), sql]);
+    ok(dir.path(), &["query", "--role", "engineer", "--format", "parquet", "--output", file.to_str().unwrap(), sql]);
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(
         std::fs::read(&file).unwrap(),
     ))
@@ -70,16 +71,16 @@ fn query_formats_and_errors_that_point_at_the_sql() {
     .unwrap();
     assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), 3);
 
-    let out = alliance(dir.path(), &["query", "SELECT standrd FROM ref_operational_standards"]);
+    let out = alliance(dir.path(), &["query", "--role", "engineer", "SELECT standrd FROM ref_operational_standards"]);
     assert_eq!(out.status.code(), Some(2));
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("standrd") && message.contains("|        ^"), "{message}");
-    let out = alliance(dir.path(), &["query", "SELECT * FROM\nref_operational_standards WHERE"]);
+    let out = alliance(dir.path(), &["query", "--role", "engineer", "SELECT * FROM\nref_operational_standards WHERE"]);
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("2 | ref_operational_standards WHERE"), "{message}");
 
     // The shell reads statements from standard input too.
-    let mut child = common::alliance_command(dir.path(), &["shell"])
+    let mut child = common::alliance_command(dir.path(), &["shell", "--role", "engineer"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -21,7 +21,7 @@ pub struct Cell {
 
 /// Runs a query and returns its rows as cells.
 pub async fn rows(session: &SessionContext, sql: &str) -> Result<Vec<Vec<Cell>>> {
-    let batches = crate::query::run(session, sql).await?;
+    let batches = crate::access::query::run(session, sql).await?;
     let mut out = Vec::new();
     for b in &batches {
         let texts: Vec<_> = b

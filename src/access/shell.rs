@@ -1,13 +1,14 @@
-//! `alliance shell`: an interactive SQL shell over the warehouse session of [`crate::query`].
+//! `alliance shell`: an interactive SQL shell over a role's read-only [`AccessSession`].
 //!
-//! Statements end with `;` and may span lines. Tab completes table and column names (and SQL
+//! Statements end with `;` and may span lines; each goes through [`statement`], with the same
+//! rules as `alliance query` (queries only, the role's tables only). Tab completes table and column names (and SQL
 //! keywords); history is kept in `.local/shell_history`. Dot commands: `.tables`,
 //! `.schema NAME`, `.format table|csv|json`, `.help`, `.quit`.
 
+use super::query::{render, CsvCells, OutputFormat};
+use super::session::AccessSession;
 use crate::error::{Error, Result};
-use crate::query::{render, run, OutputFormat};
 use datafusion::arrow::array::AsArray;
-use datafusion::prelude::SessionContext;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -88,9 +89,9 @@ impl Highlighter for SqlCompleter {}
 impl Validator for SqlCompleter {}
 impl Helper for SqlCompleter {}
 
-/// Table and column names known to the session, sorted, plus keywords.
-pub async fn vocabulary(session: &SessionContext) -> Result<Vec<String>> {
-    let batches = run(session, "SELECT DISTINCT table_name, column_name FROM information_schema.columns").await?;
+/// Table and column names the session's role sees, sorted, plus keywords.
+pub async fn vocabulary(session: &AccessSession) -> Result<Vec<String>> {
+    let batches = session.run("SELECT DISTINCT table_name, column_name FROM information_schema.columns").await?;
     let mut words: Vec<String> = KEYWORDS.iter().map(|k| k.to_string()).collect();
     for b in &batches {
         for c in 0..2 {
@@ -103,8 +104,15 @@ pub async fn vocabulary(session: &SessionContext) -> Result<Vec<String>> {
     Ok(words)
 }
 
+/// Runs one statement of the shell (its text, with or without the closing `;`) and renders the
+/// result; CSV cells are neutralised as in `alliance query`.
+pub async fn statement(session: &AccessSession, text: &str, format: OutputFormat) -> Result<Vec<u8>> {
+    let sql = text.trim().trim_end_matches(';');
+    render(&session.run(sql).await?, format, CsvCells::Safe)
+}
+
 /// Runs the shell until `.quit` or end of input.
-pub async fn run_shell(session: SessionContext) -> Result<()> {
+pub async fn run_shell(session: AccessSession) -> Result<()> {
     let words = vocabulary(&session).await?;
     let mut editor: Editor<SqlCompleter, rustyline::history::FileHistory> =
         Editor::new().map_err(|e| Error::Query { reason: format!("cannot start the shell: {e}") })?;
@@ -112,22 +120,25 @@ pub async fn run_shell(session: SessionContext) -> Result<()> {
     let history = std::path::Path::new(".local/shell_history");
     let _ = std::fs::create_dir_all(".local");
     let _ = editor.load_history(history);
-    println!("alliance shell: SQL ending with ';' over marts, models, staging tables and runs. .help for commands.");
+    println!(
+        "alliance shell ({} role, read-only): queries ending with ';'. .tables lists what you can read, .help for commands.",
+        session.role()
+    );
     let mut format = OutputFormat::Table;
-    let mut statement = String::new();
+    let mut pending = String::new();
     loop {
-        let prompt = if statement.is_empty() { "alliance> " } else { "      ... " };
+        let prompt = if pending.is_empty() { "alliance> " } else { "      ... " };
         let line = match tokio::task::block_in_place(|| editor.readline(prompt)) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
-                statement.clear();
+                pending.clear();
                 continue;
             }
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(Error::Query { reason: format!("reading input: {e}") }),
         };
         let trimmed = line.trim();
-        if statement.is_empty() && trimmed.starts_with('.') {
+        if pending.is_empty() && trimmed.starts_with('.') {
             let _ = editor.add_history_entry(trimmed);
             match dot_command(&session, trimmed, &mut format).await {
                 Ok(true) => break,
@@ -136,14 +147,14 @@ pub async fn run_shell(session: SessionContext) -> Result<()> {
             }
             continue;
         }
-        statement.push_str(&line);
-        statement.push('\n');
+        pending.push_str(&line);
+        pending.push('\n');
         if !trimmed.ends_with(';') {
             continue;
         }
-        let sql = std::mem::take(&mut statement);
+        let sql = std::mem::take(&mut pending);
         let _ = editor.add_history_entry(sql.trim());
-        match run(&session, sql.trim().trim_end_matches(';')).await.and_then(|b| render(&b, format)) {
+        match statement(&session, &sql, format).await {
             Ok(bytes) => {
                 let _ = std::io::stdout().write_all(&bytes);
             }
@@ -154,21 +165,22 @@ pub async fn run_shell(session: SessionContext) -> Result<()> {
     Ok(())
 }
 
-/// Handles a dot command; returns true to quit.
-async fn dot_command(session: &SessionContext, command: &str, format: &mut OutputFormat) -> Result<bool> {
+/// Handles a dot command (`.tables`, `.schema NAME`, `.format F`, `.quit`); returns true to quit.
+pub async fn dot_command(session: &AccessSession, command: &str, format: &mut OutputFormat) -> Result<bool> {
     let mut parts = command.split_whitespace();
     match (parts.next(), parts.next()) {
         (Some(".quit" | ".exit"), _) => return Ok(true),
         (Some(".tables"), _) => {
             let sql = "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name";
-            print!("{}", String::from_utf8_lossy(&render(&run(session, sql).await?, OutputFormat::Table)?));
+            print!("{}", String::from_utf8_lossy(&statement(session, sql, OutputFormat::Table).await?));
         }
         (Some(".schema"), Some(table)) => {
+            session.check_table(table)?;
             let sql = format!(
                 "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = '{}' ORDER BY ordinal_position",
                 table.replace('\'', "''")
             );
-            print!("{}", String::from_utf8_lossy(&render(&run(session, &sql).await?, OutputFormat::Table)?));
+            print!("{}", String::from_utf8_lossy(&statement(session, &sql, OutputFormat::Table).await?));
         }
         (Some(".format"), Some(f)) => {
             *format = match f {
