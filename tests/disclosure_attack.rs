@@ -17,7 +17,11 @@ const PROTECTED: [(&str, &[&str], &[&[&str]]); 7] = [
     ("mart_waits_by_group", &["total", "within_standard", "breaches"], &[&["total", "within_standard", "breaches"]]),
     ("mart_early_diagnosis", &["staged", "early", "late"], &[&["staged", "early", "late"]]),
     ("mart_referral_rates", &["referrals"], &[]),
-    ("mart_screening_coverage", &["eligible", "screened", "not_screened"], &[&["eligible", "screened", "not_screened"]]),
+    (
+        "mart_screening_coverage",
+        &["eligible", "screened", "not_screened"],
+        &[&["eligible", "screened", "not_screened"]],
+    ),
     (
         "mart_backlog",
         &["open_pathways", "backlog_over_62_days", "waiting_63_to_103_days", "waiting_104_days_or_more"],
@@ -36,11 +40,14 @@ async fn build(ws: &Workspace, current: GenerateArgs, baseline: GenerateArgs) {
     generate::run(&baseline, &ws.stores.landing).await.unwrap();
     let wanted: Vec<_> = pipelines()
         .into_iter()
-        .filter(|p| p.name.starts_with("ref_") || p.name.starts_with("trust_pathways") || p.name == "screening_coverage")
+        .filter(|p| {
+            p.name.starts_with("ref_") || p.name.starts_with("trust_pathways") || p.name == "screening_coverage"
+        })
         .collect();
     ws.ingest(&wanted).await;
     let graph = transform::load_graph(&repo().join("sql"), &pipelines()).unwrap();
-    let select = PROTECTED.iter().map(|(m, _, _)| format!("+{m}")).collect::<Vec<_>>().join(",") + ",+mart_inequality_gaps";
+    let select =
+        PROTECTED.iter().map(|(m, _, _)| format!("+{m}")).collect::<Vec<_>>().join(",") + ",+mart_inequality_gaps";
     let options = transform::BuildOptions { select: Some(select), force: false };
     let props = parquet::file::properties::WriterProperties::builder().build();
     let report = transform::build(&ws.stores.warehouse, &wanted, &graph, &options, "attack", props).await.unwrap();
@@ -63,7 +70,10 @@ fn attack(ws: &Workspace, scenario: &str) -> (usize, f64) {
             }
             for identity in identities {
                 let nulls = identity.iter().filter(|c| published.num(mart, row, c).is_none()).count();
-                assert!(nulls == 0 || nulls == identity.len(), "{scenario}: {mart} row {row} publishes part of {identity:?}");
+                assert!(
+                    nulls == 0 || nulls == identity.len(),
+                    "{scenario}: {mart} row {row} publishes part of {identity:?}"
+                );
             }
         }
     }

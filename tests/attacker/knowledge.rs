@@ -7,9 +7,23 @@ use microlp::ComparisonOp::{Eq, Ge};
 
 /// Every rule below, over every mart present.
 pub fn everything(p: &Published, a: &mut Attack) {
-    breakdowns_of_one_population(p, a, "mart_waits_by_group", &["alliance", "quarter", "standard"], "dimension", &["total", "within_standard", "breaches"]);
+    breakdowns_of_one_population(
+        p,
+        a,
+        "mart_waits_by_group",
+        &["alliance", "quarter", "standard"],
+        "dimension",
+        &["total", "within_standard", "breaches"],
+    );
     row_sum(p, a, "mart_waits_by_group", "total", &["within_standard", "breaches"]);
-    breakdowns_of_one_population(p, a, "mart_early_diagnosis", &["alliance", "year"], "dimension", &["staged", "early", "late"]);
+    breakdowns_of_one_population(
+        p,
+        a,
+        "mart_early_diagnosis",
+        &["alliance", "year"],
+        "dimension",
+        &["staged", "early", "late"],
+    );
     row_sum(p, a, "mart_early_diagnosis", "staged", &["early", "late"]);
     breakdowns_of_one_population(p, a, "mart_referral_rates", &["year"], "dimension", &["referrals"]);
     screening(p, a);
@@ -98,8 +112,7 @@ fn activity(p: &Published, a: &mut Attack) {
             a.constrain(terms, Eq, 0.0);
         }
         if let Some(percent) = p.num(t, row, "recovery_percent") {
-            let terms =
-                vec![(a.cell(p, t, row, "activity"), 100.0), (a.cell(p, t, row, "activity_2019"), -percent)];
+            let terms = vec![(a.cell(p, t, row, "activity"), 100.0), (a.cell(p, t, row, "activity_2019"), -percent)];
             a.constrain(terms, Eq, 0.0);
         }
     }
@@ -125,7 +138,8 @@ fn independent_sector(p: &Published, a: &mut Attack) {
         a.constrain(terms, Ge, 0.0);
         for r in rows {
             if let Some(share) = p.num(t, *r, "share_of_first_treatments") {
-                let terms = vec![(a.cell(p, t, *r, "treatments"), 1.0), (a.cell(p, t, *r, "all_first_treatments"), -share)];
+                let terms =
+                    vec![(a.cell(p, t, *r, "treatments"), 1.0), (a.cell(p, t, *r, "all_first_treatments"), -share)];
                 a.constrain(terms, Eq, 0.0);
             }
         }
@@ -187,7 +201,8 @@ fn gaps(p: &Published, a: &mut Attack) {
             .filter(|(q, _)| ["1", "2", "3", "4", "5"].contains(&q.as_str()))
             .collect();
         if let Some(total) = p.num(g, row, "denominator") {
-            let terms: Vec<(usize, f64)> = cells.iter().map(|(_, r)| (a.cell(p, table, *r, denominator), 1.0)).collect();
+            let terms: Vec<(usize, f64)> =
+                cells.iter().map(|(_, r)| (a.cell(p, table, *r, denominator), 1.0)).collect();
             if !terms.is_empty() {
                 a.constrain(terms, Eq, total);
             }

@@ -183,9 +183,9 @@ impl Attack {
                 let mut problem = Problem::new(direction);
                 let mut vars = HashMap::new();
                 let mut var = |problem: &mut Problem, v: usize| {
-                    *vars.entry(v).or_insert_with(|| {
-                        problem.add_var(if v == target { 1.0 } else { 0.0 }, (0.0, f64::INFINITY))
-                    })
+                    *vars
+                        .entry(v)
+                        .or_insert_with(|| problem.add_var(if v == target { 1.0 } else { 0.0 }, (0.0, f64::INFINITY)))
                 };
                 let t = var(&mut problem, target);
                 for &r in rows {
