@@ -12,8 +12,11 @@ use alliance_warehouse::transform::{self, ModelStatus};
 use attacker::{Attack, Published};
 use common::{pipelines, repo, shared, Workspace};
 
+/// A protected mart: its name, its counts and the counts of each complete row identity.
+type Protected = (&'static str, &'static [&'static str], &'static [&'static [&'static str]]);
+
 /// The marts built from patient-level data, with their counts and complete row identities.
-const PROTECTED: [(&str, &[&str], &[&[&str]]); 7] = [
+const PROTECTED: [Protected; 7] = [
     ("mart_waits_by_group", &["total", "within_standard", "breaches"], &[&["total", "within_standard", "breaches"]]),
     ("mart_early_diagnosis", &["staged", "early", "late"], &[&["staged", "early", "late"]]),
     ("mart_referral_rates", &["referrals"], &[]),

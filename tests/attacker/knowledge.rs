@@ -155,6 +155,10 @@ fn independent_sector(p: &Published, a: &mut Attack) {
     }
 }
 
+/// Where a gap's quintile cells are: table, filter (column, value), quintile column,
+/// denominator, numerator.
+type Source<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, &'a str, &'a str);
+
 /// The inequality gaps publish, per indicator, area and period, the population over the five
 /// quintiles and the value of the most and least deprived one: sums and ratios of counts
 /// published (or withheld) in the breakdown marts.
@@ -163,7 +167,7 @@ fn gaps(p: &Published, a: &mut Attack) {
     for row in 0..p.rows(g) {
         let (indicator, area, period) = (p.text(g, row, "indicator"), p.text(g, row, "area"), p.text(g, row, "period"));
         // (table, filter columns and values, denominator, numerator) of each quintile's cell.
-        let source: Option<(&str, Vec<(&str, String)>, &str, &str, &str)> = match indicator.as_str() {
+        let source: Option<Source> = match indicator.as_str() {
             "early_diagnosis_share" => Some((
                 "mart_early_diagnosis",
                 vec![("alliance", area.clone()), ("year", period.clone()), ("dimension", "imd_quintile".into())],

@@ -83,6 +83,9 @@ impl Published {
     }
 }
 
+/// `Σ a × x (op) rhs` over variable indexes.
+type Row = (Vec<(usize, f64)>, ComparisonOp, f64);
+
 /// The attacker's linear system: every count cell it refers to is a variable, fixed when
 /// published; withheld cells are its targets.
 #[derive(Default)]
@@ -91,7 +94,7 @@ pub struct Attack {
     values: Vec<Option<f64>>,
     names: Vec<String>,
     targets: Vec<usize>,
-    rows: Vec<(Vec<(usize, f64)>, ComparisonOp, f64)>,
+    rows: Vec<Row>,
 }
 
 /// One withheld cell and the interval the attacker can place it in.
@@ -145,7 +148,7 @@ impl Attack {
     /// For every withheld cell, the smallest and largest value consistent with what is published.
     pub fn run(&self) -> Vec<Exposure> {
         // Substitute the published cells; link the unknowns.
-        let mut reduced: Vec<(Vec<(usize, f64)>, ComparisonOp, f64)> = Vec::new();
+        let mut reduced: Vec<Row> = Vec::new();
         let mut parent: Vec<usize> = (0..self.values.len()).collect();
         fn root(parent: &mut [usize], mut x: usize) -> usize {
             while parent[x] != x {

@@ -78,7 +78,7 @@ pub fn protect(system: &System, threshold: f64, protection: f64) -> Result<Decis
         dirty = next;
     }
     let mut all: Vec<(usize, Range)> = ranges.into_values().flatten().collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.sort_by_key(|a| a.0);
     Ok(Decision { withheld, primary, ranges: all, programmes })
 }
 

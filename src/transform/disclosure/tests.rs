@@ -13,7 +13,8 @@ fn waits() -> (Arc<Schema>, RecordBatch) {
         Field::new("breaches", DataType::Float64, true),
         Field::new("performance", DataType::Float64, true),
     ]));
-    let rows: [(&str, &str, f64, f64); 11] = [
+    type Row = (&'static str, &'static str, f64, f64);
+    let rows: [Row; 11] = [
         ("imd", "1", 40.0, 30.0),
         ("imd", "2", 30.0, 20.0),
         ("imd", "3", 25.0, 20.0),
@@ -26,7 +27,7 @@ fn waits() -> (Arc<Schema>, RecordBatch) {
         ("ethnicity", "Other", 3.0, 2.0),
         ("ethnicity", "White", 52.0, 33.0),
     ];
-    let f = |g: &dyn Fn(&(&str, &str, f64, f64)) -> f64| Arc::new(Float64Array::from_iter_values(rows.iter().map(g)));
+    let f = |g: &dyn Fn(&Row) -> f64| Arc::new(Float64Array::from_iter_values(rows.iter().map(g)));
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
