@@ -135,8 +135,9 @@ impl Programme {
 
 /// Checks that the declared structure holds on the unsuppressed data of a component: every
 /// equation of published cells adds up, and the rest has a solution. Returns programmes solved.
-pub fn check(system: &System, component: &Component) -> Result<usize, AuditError> {
-    let programme = Programme::new(system, component, &vec![false; system.values.len()])?;
+/// `nothing_withheld` is all false, one entry per cell.
+pub fn check(system: &System, component: &Component, nothing_withheld: &[bool]) -> Result<usize, AuditError> {
+    let programme = Programme::new(system, component, nothing_withheld)?;
     if programme.unknowns.is_empty() || programme.rows.is_empty() {
         return Ok(0);
     }

@@ -36,8 +36,9 @@ pub fn protect(system: &System, threshold: f64, protection: f64) -> Result<Decis
     let together = together_of(system);
     let mut programmes = 0;
     // Every component is checked once against the data: the declared structure must hold.
+    let nothing_withheld = vec![false; withheld.len()];
     for component in &components {
-        programmes += audit::check(system, component)?;
+        programmes += audit::check(system, component, &nothing_withheld)?;
     }
     let mut ranges: HashMap<usize, Vec<(usize, Range)>> = HashMap::new();
     let mut dirty: BTreeSet<usize> = (0..components.len()).collect();
