@@ -8,7 +8,7 @@
 
 use super::model::{DisclosureSpec, RowSet};
 use crate::error::{Error, Result};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use std::collections::BTreeMap;
@@ -58,7 +58,7 @@ impl System {
             }
         }
         let mut system = System { columns, rows, values, hidden: 0, equations: vec![], together: vec![] };
-        system.identities(spec)?;
+        system.identities(spec);
         system.partitions(spec, batch)?;
         system.hierarchies(spec, batch)?;
         system.same_values(spec, batch)?;
@@ -92,7 +92,7 @@ impl System {
         self.equations.push(Equation { terms, rule });
     }
 
-    fn identities(&mut self, spec: &DisclosureSpec) -> Result<()> {
+    fn identities(&mut self, spec: &DisclosureSpec) {
         for identity in &spec.identities {
             let rule = format!("identity {} = {}", identity.total, identity.parts.join(" + "));
             for row in 0..self.rows {
@@ -104,7 +104,6 @@ impl System {
                 }
             }
         }
-        Ok(())
     }
 
     fn partitions(&mut self, spec: &DisclosureSpec, batch: &RecordBatch) -> Result<()> {
@@ -181,17 +180,16 @@ impl System {
     }
 }
 
-/// A column as `f64` values.
-pub fn numbers(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
-    let column = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::arrow(format!("disclosure control: no column {name}"))(missing()))?;
-    let column = cast(column, &DataType::Float64).map_err(Error::arrow(format!("disclosure control: {name}")))?;
-    Ok(column.as_primitive::<Float64Type>().iter().collect())
+/// A column of the mart cast to `to`.
+fn column_as(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
+    let context = || format!("disclosure control: column {name}");
+    let index = batch.schema().index_of(name).map_err(Error::arrow(context()))?;
+    cast(batch.column(index), to).map_err(Error::arrow(context()))
 }
 
-fn missing() -> datafusion::arrow::error::ArrowError {
-    datafusion::arrow::error::ArrowError::SchemaError("column not found".into())
+/// A column as `f64` values.
+pub fn numbers(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
+    Ok(column_as(batch, name, &DataType::Float64)?.as_primitive::<Float64Type>().iter().collect())
 }
 
 /// One text key per row from the values of `columns` (empty columns: one key for every row).
@@ -209,10 +207,7 @@ pub fn keys(batch: &RecordBatch, columns: &[String]) -> Result<Vec<String>> {
 
 /// A column as text (null stays `None`).
 fn text(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
-    let column = batch
-        .column_by_name(name)
-        .ok_or_else(|| Error::arrow(format!("disclosure control: no column {name}"))(missing()))?;
-    let column = cast(column, &DataType::Utf8).map_err(Error::arrow(format!("disclosure control: {name}")))?;
+    let column = column_as(batch, name, &DataType::Utf8)?;
     let column = column.as_string::<i32>();
     Ok((0..column.len()).map(|i| column.is_valid(i).then(|| column.value(i).to_string())).collect())
 }
