@@ -114,9 +114,13 @@ pub enum Command {
     },
     /// Ingest, then build every model: the whole job.
     Run {
-        /// Exit with code 3 if any file was rejected.
+        /// Exit with code 3 if any file was rejected or held.
         #[arg(long)]
         fail_on_reject: bool,
+        /// Load this landing file (path or file name) even if the revision guard holds it as an
+        /// implausible revision; repeat for several. Recorded in the run record.
+        #[arg(long = "accept-revision", value_name = "FILE")]
+        accept_revision: Vec<String>,
     },
     /// Ingest landing extracts into staging Parquet.
     Ingest {
@@ -126,9 +130,13 @@ pub enum Command {
         /// Re-ingest files even if unchanged.
         #[arg(long)]
         force: bool,
-        /// Exit with code 3 if any file was rejected.
+        /// Exit with code 3 if any file was rejected or held.
         #[arg(long)]
         fail_on_reject: bool,
+        /// Load this landing file (path or file name) even if the revision guard holds it as an
+        /// implausible revision; repeat for several. Recorded in the run record.
+        #[arg(long = "accept-revision", value_name = "FILE")]
+        accept_revision: Vec<String>,
         /// Print the run report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -228,8 +236,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{} pipelines and {models} models valid; environment '{}' ok", pipelines.len(), env.name);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { pipeline, force, fail_on_reject, json } => {
-            let ingest = IngestOptions { pipelines: pipeline.clone(), force: *force };
+        Command::Ingest { pipeline, force, fail_on_reject, accept_revision, json } => {
+            let ingest =
+                IngestOptions { pipelines: pipeline.clone(), force: *force, accept_revisions: accept_revision.clone() };
             let spec =
                 JobSpec { trigger: "manual".into(), command: "ingest".into(), ingest: Some(ingest), build: None };
             let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
@@ -242,11 +251,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
             Ok(if report_build(&mut outcome, *json)? { ExitCode::SUCCESS } else { ExitCode::from(4) })
         }
-        Command::Run { fail_on_reject } => {
+        Command::Run { fail_on_reject, accept_revision } => {
             let spec = JobSpec {
                 trigger: "manual".into(),
                 command: "run".into(),
-                ingest: Some(IngestOptions::default()),
+                ingest: Some(IngestOptions { accept_revisions: accept_revision.clone(), ..Default::default() }),
                 build: Some(crate::transform::BuildOptions::default()),
             };
             let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
@@ -345,7 +354,10 @@ fn report_ingest(outcome: &mut JobOutcome, json: bool) -> anyhow::Result<bool> {
     } else {
         print_summary(&outcome.record.run_id, &reports, outcome.record.seconds);
     }
-    Ok(reports.iter().flat_map(|r| &r.files).any(|f| matches!(f.outcome, FileOutcome::Rejected(_))))
+    Ok(reports
+        .iter()
+        .flat_map(|r| &r.files)
+        .any(|f| matches!(f.outcome, FileOutcome::Rejected(_) | FileOutcome::Held(_))))
 }
 
 /// Prints the build part of a job; returns whether it succeeded.
@@ -398,16 +410,22 @@ pub fn print_summary(run_id: &str, reports: &[PipelineReport], seconds: f64) {
             r.pipeline,
             r.files.len(),
             count(|o| *o == FileOutcome::Loaded),
-            count(|o| *o == FileOutcome::Unchanged),
-            count(|o| matches!(o, FileOutcome::Rejected(_))),
+            count(|o| matches!(o, FileOutcome::Unchanged | FileOutcome::Duplicate(_))),
+            count(|o| matches!(o, FileOutcome::Rejected(_) | FileOutcome::Held(_))),
             t.rows_in,
             t.rows_written,
             t.rows_quarantined,
             t.rows_dropped
         );
         for f in &r.files {
-            if let FileOutcome::Rejected(reason) = &f.outcome {
-                println!("    rejected {}: {reason}", f.path);
+            match &f.outcome {
+                FileOutcome::Rejected(reason) => println!("    rejected {}: {reason}", f.path),
+                FileOutcome::Held(reason) => println!("    held {}: {reason}", f.path),
+                FileOutcome::Duplicate(original) => println!("    duplicate {} of {original}: not re-read", f.path),
+                _ => {}
+            }
+            if let Some(reason) = &f.revision_accepted {
+                println!("    accepted revision {}: {reason}", f.path);
             }
         }
     }

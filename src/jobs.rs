@@ -100,6 +100,7 @@ pub async fn run_job(ctx: &JobContext, spec: &JobSpec) -> Result<JobOutcome> {
             .and_then(|r| r.as_ref().ok())
             .and_then(|r| serde_json::to_value(r).ok())
             .unwrap_or_default(),
+        accepted_revisions: spec.ingest.as_ref().map(|o| o.accept_revisions.clone()).unwrap_or_default(),
         error,
     };
     let saved = record.save(&ctx.stores.warehouse).await;

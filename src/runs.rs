@@ -29,6 +29,9 @@ pub struct RunRecord {
     /// Models built, their tests and published marts, and the input versions they read.
     #[serde(default)]
     pub build: serde_json::Value,
+    /// Landing files named by `--accept-revision` for this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_revisions: Vec<String>,
     pub error: Option<String>,
 }
 

@@ -90,13 +90,24 @@ async fn a_final_extract_replaces_the_provisional_months_it_covers() {
     ws.land("cwt/CWT-CRS-Provider-Provisional.xlsx", bytes.clone()).await;
     ws.ingest(&only(&["cwt_provider"])).await;
     assert_eq!(ws.rows("cwt_provider").await, 51_509);
-    // The "final" revision of the same months arrives as a second file: the months are replaced,
-    // not appended, so national totals do not double.
-    ws.land("cwt/CWT-CRS-Provider-Final.xlsx", bytes).await;
+    // The "final" revision of the same months arrives as a second file (other bytes, the same
+    // figures): the months are replaced, not appended, so national totals do not double.
+    ws.land("cwt/CWT-CRS-Provider-Final.xlsx", with_zip_comment(bytes)).await;
     let reports = ws.ingest(&only(&["cwt_provider"])).await;
     let outcomes: Vec<&FileOutcome> = reports[0].files.iter().map(|f| &f.outcome).collect();
     assert_eq!(outcomes, [&FileOutcome::Unchanged, &FileOutcome::Loaded]);
     assert_eq!(ws.rows("cwt_provider").await, 51_509);
     let batches = ws.table("cwt_provider").await;
     assert_eq!(national(&batches, "2023-04", "28-day FDS").0, 215_274.0);
+}
+
+/// The workbook with a comment in its zip directory: other bytes (so not an identical copy,
+/// which is recognised by its hash), the same sheets.
+fn with_zip_comment(mut bytes: Vec<u8>) -> Vec<u8> {
+    let end = bytes.len() - 22;
+    assert_eq!(&bytes[end..end + 4], b"PK\x05\x06", "end of central directory without a comment");
+    let comment = b"final revision";
+    bytes[end + 20..end + 22].copy_from_slice(&(comment.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(comment);
+    bytes
 }

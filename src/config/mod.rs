@@ -5,6 +5,7 @@
 
 pub mod environment;
 pub mod pipeline;
+pub mod rules;
 
 pub use environment::{Environment, StorageSettings};
 pub use pipeline::{load_pipelines, Pipeline};

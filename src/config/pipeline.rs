@@ -9,6 +9,7 @@
 //! Everything a pipeline file can say is listed here; unknown keys are errors.
 
 use super::read_toml;
+pub use super::rules::{DateBound, RevisionGuardSpec};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -241,6 +242,22 @@ pub struct ColumnSpec {
     /// Parquet dictionary, which for such columns only grows until it is abandoned.
     #[serde(default)]
     pub distinct: bool,
+    /// Plausibility: the smallest stored value a numeric column (integer, number, count, percent
+    /// as a proportion) may hold; a smaller one quarantines the row, reason `min = …`.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Plausibility: the largest stored value of a numeric column (`max = 1` for a percent column
+    /// caps it at 100 %); a larger one quarantines the row, reason `max = …`.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Plausibility: the earliest date or month (`YYYY-MM-DD`, `today`, `today-10y`); an earlier
+    /// one quarantines the row, reason `min_date = …`.
+    #[serde(default)]
+    pub min_date: Option<DateBound>,
+    /// Plausibility: the latest date or month (e.g. `today+1y`); a later one quarantines the row,
+    /// reason `max_date = …`.
+    #[serde(default)]
+    pub max_date: Option<DateBound>,
     /// Meaning of the column, for the catalogue.
     #[serde(default)]
     pub description: String,
@@ -321,6 +338,19 @@ pub struct LoadSpec {
     /// from the file name, so one trust's March file does not replace another trust's March).
     #[serde(default)]
     pub scope: Vec<String>,
+    /// Checks a `replace_by_period` revision before it replaces earlier data (on by default; see
+    /// [`RevisionGuardSpec`]).
+    #[serde(default)]
+    pub revision_guard: RevisionGuardSpec,
+    /// Columns that identify a row (e.g. `["pathway_id"]`): rows of one file sharing them are
+    /// duplicates, and all but the latest by `unique_order` are quarantined at ingest. Empty (the
+    /// default): not checked.
+    #[serde(default)]
+    pub unique_key: Vec<String>,
+    /// Columns (contract, derived or `_source_row`) ordering duplicates, the greatest being the
+    /// latest and kept; ties, and an empty list (the default), go to the later source row.
+    #[serde(default)]
+    pub unique_order: Vec<String>,
 }
 
 /// Load modes.
@@ -468,6 +498,21 @@ impl Pipeline {
         if !c.required && !c.nullable {
             return Err(self.err(format!("column '{}': an optional column must be nullable", c.name)));
         }
+        let numeric =
+            matches!(c.kind, ColumnType::Integer | ColumnType::Number | ColumnType::Count | ColumnType::Percent);
+        if (c.min.is_some() || c.max.is_some()) && !numeric {
+            return Err(
+                self.err(format!("column '{}': min/max apply to integer, number, count and percent columns", c.name))
+            );
+        }
+        if (c.min_date.is_some() || c.max_date.is_some()) && !dateish {
+            return Err(self.err(format!("column '{}': min_date/max_date apply to date and month columns", c.name)));
+        }
+        if let (Some(min), Some(max)) = (c.min, c.max) {
+            if !(min <= max) {
+                return Err(self.err(format!("column '{}': min must not exceed max", c.name)));
+            }
+        }
         Ok(())
     }
 
@@ -527,6 +572,32 @@ impl Pipeline {
         }
         if !l.scope.is_empty() && l.mode != LoadMode::ReplaceByPeriod {
             return Err(self.err("load.scope applies to replace_by_period only"));
+        }
+        let guard = &l.revision_guard;
+        if !(0.0..=1.0).contains(&guard.max_row_loss) {
+            return Err(self.err("load.revision_guard.max_row_loss must be between 0 and 1"));
+        }
+        if let Some(org) = &guard.organisation_column {
+            if self.column_type(org).is_none() {
+                return Err(self.err(format!("load.revision_guard.organisation_column '{org}' is not a column")));
+            }
+        }
+        for k in &l.unique_key {
+            match self.column_type(k) {
+                None => return Err(self.err(format!("load.unique_key '{k}' is not a column"))),
+                Some(ColumnType::NhsNumber) => {
+                    return Err(self.err(format!("load.unique_key '{k}': an nhs_number column cannot be a key")))
+                }
+                Some(_) => {}
+            }
+        }
+        for o in &l.unique_order {
+            if o != "_source_row" && self.column_type(o).is_none() {
+                return Err(self.err(format!("load.unique_order '{o}' is not a column")));
+            }
+        }
+        if l.unique_key.is_empty() && !l.unique_order.is_empty() {
+            return Err(self.err("load.unique_order needs load.unique_key"));
         }
         Ok(())
     }

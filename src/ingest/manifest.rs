@@ -46,6 +46,10 @@ impl RowCounts {
 pub enum FileStatus {
     Loaded,
     Rejected,
+    /// A revision the revision guard holds (reconsidered every run); `error` holds the reason.
+    Held,
+    /// A copy of another loaded file (`error` names it); never read.
+    Duplicate,
 }
 
 /// What the manifest knows of one landing file.

@@ -11,6 +11,7 @@
 //! stays. Object-store failures are not rejections: they fail the run, to be retried.
 
 pub mod dates;
+pub mod duplicates;
 pub mod fetch;
 pub mod manifest;
 pub mod nhs;
@@ -18,9 +19,13 @@ pub mod normalise;
 pub mod parallel;
 pub mod parquet_source;
 pub mod parse;
+pub mod plausibility;
 pub mod records;
+pub mod revision_guard;
 pub mod source;
+mod staged;
 pub mod text;
+pub mod unique_key;
 pub mod writer;
 pub mod xlsx;
 
@@ -35,6 +40,7 @@ use object_store::ObjectMeta;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use source::{SourceMsg, CHANNEL_DEPTH};
+use staged::pending_root;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -48,6 +54,10 @@ pub enum FileOutcome {
     Unchanged,
     Loaded,
     Rejected(String),
+    /// A `replace_by_period` revision held by the revision guard (the reason); nothing written.
+    Held(String),
+    /// A byte-for-byte copy of the loaded landing file named; nothing read or written.
+    Duplicate(String),
 }
 
 /// Report of one file.
@@ -61,6 +71,9 @@ pub struct FileReport {
     pub outputs: Vec<OutputObject>,
     pub quarantine: Option<String>,
     pub seconds: f64,
+    /// The revision guard's reason, when `--accept-revision` loaded the file anyway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_accepted: Option<String>,
 }
 
 /// Report of one pipeline.
@@ -86,6 +99,9 @@ pub struct IngestOptions {
     pub pipelines: Vec<String>,
     /// Re-ingest files even when unchanged.
     pub force: bool,
+    /// Landing files (path or file name) whose revision is loaded even if the revision guard
+    /// holds it (`--accept-revision FILE`).
+    pub accept_revisions: Vec<String>,
 }
 
 /// Everything ingestion needs.
@@ -114,12 +130,12 @@ impl Ingestor {
         let mut reports = Vec::with_capacity(selected.len());
         for p in selected {
             let span = info_span!("pipeline", pipeline = %p.name);
-            reports.push(self.run_pipeline(p, options.force).instrument(span).await?);
+            reports.push(self.run_pipeline(p, options).instrument(span).await?);
         }
         Ok(reports)
     }
 
-    async fn run_pipeline(&self, p: &Pipeline, force: bool) -> Result<PipelineReport> {
+    async fn run_pipeline(&self, p: &Pipeline, options: &IngestOptions) -> Result<PipelineReport> {
         let candidates = landing_files(&self.stores.landing, p).await?;
         let mut manifest = Manifest::load(&self.stores.warehouse, &p.name).await?;
         let pseudonymiser = if p.columns.iter().any(|c| c.kind == ColumnType::NhsNumber) {
@@ -135,7 +151,7 @@ impl Ingestor {
         if definition_changed {
             info!("pipeline definition changed since the last run: re-reading every file");
         }
-        let force = force || definition_changed;
+        let force = options.force || definition_changed;
         info!(files = candidates.len(), "pipeline start");
         let mut files = Vec::with_capacity(candidates.len());
         let bar = crate::logging::progress(candidates.len() as u64, &p.name);
@@ -143,7 +159,9 @@ impl Ingestor {
             let path = meta.location.to_string();
             bar.set_message(path.clone());
             let span = info_span!("file", file = %path);
-            let report = self.file(p, &meta, &mut manifest, force, pseudonymiser.clone()).instrument(span).await?;
+            let accept = options.accept_revisions.iter().any(|a| revision_guard::names_file(a, &path));
+            let report =
+                self.file(p, &meta, &mut manifest, force, accept, pseudonymiser.clone()).instrument(span).await?;
             files.push(report);
             bar.inc(1);
         }
@@ -162,6 +180,7 @@ impl Ingestor {
         meta: &ObjectMeta,
         manifest: &mut Manifest,
         force: bool,
+        accept_revision: bool,
         pseudonymiser: Option<Arc<nhs::Pseudonymiser>>,
     ) -> Result<FileReport> {
         let started = Instant::now();
@@ -175,8 +194,12 @@ impl Ingestor {
             outputs: vec![],
             quarantine: None,
             seconds: 0.0,
+            revision_accepted: None,
         };
-        if !force {
+        // A held revision is reconsidered every run (staging may have changed, or it may now be
+        // accepted); everything else is skipped when its bytes are the ones last seen.
+        let held = manifest.files.get(&path).is_some_and(|r| r.status == FileStatus::Held);
+        if !force && !held {
             if let Some(record) = manifest.files.get(&path) {
                 let same_tag = record.size == meta.size && record.e_tag.is_some() && record.e_tag == meta.e_tag;
                 let same_content = !same_tag
@@ -189,6 +212,9 @@ impl Ingestor {
                         // Same bytes, same pipeline: the same rejection; reported, not re-read.
                         report.outcome = FileOutcome::Rejected(record.error.clone().unwrap_or_default());
                         report.quarantine = Some(format!("quarantine/{}/{}.rejected.json", p.name, slug(&path)));
+                    }
+                    if record.status == FileStatus::Duplicate {
+                        report.outcome = FileOutcome::Duplicate(record.error.clone().unwrap_or_default());
                     }
                     if same_content {
                         // Touched or copied but identical: remember the new identity.
@@ -203,11 +229,50 @@ impl Ingestor {
                 }
             }
         }
-        let file_url = landing.display(&path);
-        let outcome = self.load_file(p, meta, &file_url, pseudonymiser).await;
-        report.seconds = started.elapsed().as_secs_f64();
         let now = Utc::now();
+        if let Some((original, hash)) = duplicates::original_of(landing, manifest, meta).await? {
+            info!(%original, "identical to a loaded file: recorded as a duplicate, not re-read");
+            let previous = manifest.files.get(&path).map(|r| (r.outputs.clone(), r.quarantine.clone()));
+            let (outputs, quarantine) = previous.unwrap_or_default();
+            manifest.files.insert(
+                path.clone(),
+                FileRecord {
+                    size: meta.size,
+                    e_tag: meta.e_tag.clone(),
+                    last_modified: meta.last_modified,
+                    content_hash: Some(hash),
+                    run_id: self.run_id.clone(),
+                    ingested_at: now,
+                    status: FileStatus::Duplicate,
+                    error: Some(original.clone()),
+                    counts: RowCounts::default(),
+                    outputs,
+                    quarantine,
+                },
+            );
+            manifest.save(&self.stores.warehouse).await?;
+            report.outcome = FileOutcome::Duplicate(original);
+            return Ok(report);
+        }
+        let file_url = landing.display(&path);
+        let pending = self.pending_prefix(p, &path);
+        let outcome = self.load_file(p, meta, &file_url, pseudonymiser, pending.as_deref()).await;
+        report.seconds = started.elapsed().as_secs_f64();
         let slug = slug(&path);
+        let outcome = match (outcome, &pending) {
+            (Ok(loaded), Some(pending)) => {
+                match self.settle(p, &path, manifest, pending, loaded, accept_revision).await? {
+                    Settled::Commit(loaded, accepted) => {
+                        report.revision_accepted = accepted;
+                        Ok(*loaded)
+                    }
+                    Settled::Held(reason, content_hash) => {
+                        return self.hold(p, meta, manifest, report, &file_url, reason, content_hash).await;
+                    }
+                }
+            }
+            (other, _) => other,
+        };
         match outcome {
             Ok(loaded) => {
                 let stale = manifest.take_ownership(&path, &loaded.outputs);
@@ -219,6 +284,7 @@ impl Ingestor {
                     self.stores.warehouse.delete(&old).await?;
                 }
                 self.stores.warehouse.delete(&format!("quarantine/{}/{slug}.rejected.json", p.name)).await?;
+                self.stores.warehouse.delete(&format!("quarantine/{}/{slug}.held.json", p.name)).await?;
                 if !loaded.counts.balanced() {
                     return Err(Error::source_file(
                         &file_url,
@@ -297,6 +363,7 @@ impl Ingestor {
         meta: &ObjectMeta,
         file_url: &str,
         pseudonymiser: Option<Arc<nhs::Pseudonymiser>>,
+        pending: Option<&str>,
     ) -> Result<Loaded> {
         let path = meta.location.to_string();
         let batch_rows = self.env.ingest.batch_rows;
@@ -348,9 +415,17 @@ impl Ingestor {
             _ => p.load.period.as_deref(),
         };
         let props = writer::writer_properties(&self.env.ingest, &p.undictionaried_columns())?;
+        let mut organisations = revision_guard::PeriodOrganisations::new(
+            &schema,
+            period,
+            p.load.revision_guard.organisation_column.as_deref(),
+        );
         let mut staging = PartitionedWriter::new(
             self.stores.warehouse.clone(),
-            format!("staging/{}", p.table),
+            match pending {
+                Some(pending) => format!("{pending}/staging"),
+                None => format!("staging/{}", p.table),
+            },
             slot,
             schema,
             props.clone(),
@@ -359,7 +434,10 @@ impl Ingestor {
         );
         let mut quarantine = QuarantineWriter::new(
             self.stores.warehouse.clone(),
-            format!("quarantine/{}/{}.parquet", p.name, slug(&path)),
+            match pending {
+                Some(pending) => format!("{pending}/quarantine.parquet"),
+                None => format!("quarantine/{}/{}.parquet", p.name, slug(&path)),
+            },
             self.run_id.clone(),
             file_url.to_string(),
             props,
@@ -377,6 +455,7 @@ impl Ingestor {
                     rows_quarantined: n.rows_quarantined,
                     rows_dropped: n.rows_dropped,
                 });
+                organisations.observe(&n.batch)?;
                 staging.write(&n.batch).await?;
                 quarantine.write(&n.rejected).await?;
                 tokens.release();
@@ -390,13 +469,16 @@ impl Ingestor {
         }
         let outputs = staging.finish().await?;
         let quarantine = quarantine.finish().await?;
-        Ok(Loaded { counts, outputs, quarantine, content_hash })
+        Ok(Loaded { counts, outputs, quarantine, content_hash, organisations })
     }
 
     /// Deletes staging objects of the table that no manifest entry owns (left by a file that was
     /// interrupted and whose source then disappeared).
     async fn collect_garbage(&self, p: &Pipeline, manifest: &Manifest) -> Result<()> {
         let live: std::collections::HashSet<&str> = manifest.live_objects().iter().map(|o| o.path.as_str()).collect();
+        for object in self.stores.warehouse.list(&format!("{}/", pending_root(p))).await? {
+            self.stores.warehouse.delete(object.location.as_ref()).await?;
+        }
         let prefix = format!("staging/{}/", p.table);
         for object in self.stores.warehouse.list(&prefix).await? {
             let path = object.location.to_string();
@@ -409,11 +491,21 @@ impl Ingestor {
     }
 }
 
-struct Loaded {
-    counts: RowCounts,
-    outputs: Vec<OutputObject>,
-    quarantine: Option<String>,
-    content_hash: Option<String>,
+/// What one file wrote (to the pending area first for staged pipelines).
+pub(crate) struct Loaded {
+    pub(crate) counts: RowCounts,
+    pub(crate) outputs: Vec<OutputObject>,
+    pub(crate) quarantine: Option<String>,
+    pub(crate) content_hash: Option<String>,
+    /// Organisations per month, for the revision guard.
+    pub(crate) organisations: revision_guard::PeriodOrganisations,
+}
+
+/// What becomes of a staged file: its objects replace staging (with the guard's reason when
+/// `--accept-revision` overrode it), or it is held.
+pub(crate) enum Settled {
+    Commit(Box<Loaded>, Option<String>),
+    Held(String, Option<String>),
 }
 
 /// What staging holds for a given definition; changed whenever that changes, so that every

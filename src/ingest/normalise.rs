@@ -11,6 +11,7 @@
 
 use super::nhs::Pseudonymiser;
 use super::parse::{arrow_type, ColumnParser, NullTokens};
+use super::plausibility::RangeRule;
 use super::source::{header_key, RawBatch, SourceHeader};
 use crate::config::pipeline::{ColumnSpec, ColumnType, DerivedFrom, DerivedSpec, Pipeline};
 use crate::error::{Error, Result};
@@ -43,6 +44,8 @@ struct Mapped {
     spec: ColumnSpec,
     source_index: Option<usize>,
     parser: ColumnParser,
+    /// Declared plausibility bounds ([`RangeRule`]).
+    rule: RangeRule,
 }
 
 /// Normaliser for one source file.
@@ -95,6 +98,7 @@ impl Normaliser {
         let keys: Vec<String> = header.names.iter().map(|n| header_key(n)).collect();
         let mut columns = Vec::with_capacity(p.columns.len());
         let mut missing = Vec::new();
+        let today = crate::config::pipeline::DateBound::today();
         for spec in &p.columns {
             let source_index = if let Some(pos) = spec.position {
                 (pos < keys.len()).then_some(pos)
@@ -122,7 +126,8 @@ impl Normaliser {
                 });
             }
             let parser = parser_for(p, spec, pseudonymiser.as_ref());
-            columns.push(Mapped { spec: spec.clone(), source_index, parser });
+            let rule = RangeRule::new(spec, today);
+            columns.push(Mapped { spec: spec.clone(), source_index, parser, rule });
         }
         if !missing.is_empty() {
             return Err(Error::source_file(
@@ -218,6 +223,11 @@ impl Normaliser {
                     .then(|| input.value(r.row).to_string());
                 rejected.push(self.reject(raw, &keep, r.row, c, r.reason, value));
             }
+            for (row, reason) in c.rule.check(&parsed.array) {
+                bad[row] = true;
+                let value = (!input.is_null(row)).then(|| input.value(row).to_string());
+                rejected.push(self.reject(raw, &keep, row, c, reason, value));
+            }
             arrays.push(parsed.array);
         }
         arrays.extend(self.constant_columns(m)?);
@@ -311,6 +321,10 @@ fn derive_value(p: &Pipeline, d: &DerivedSpec, file: &str, header: &SourceHeader
         recode: Default::default(),
         accepted: vec![],
         distinct: false,
+        min: None,
+        max: None,
+        min_date: None,
+        max_date: None,
         description: String::new(),
     };
     parser_for(p, &spec, None).parse_one(&value).map_err(fail)

@@ -98,7 +98,9 @@ impl ColumnParser {
                 self.each(input, &mut rejections, |v| match v {
                     Some(v) => {
                         let key = key.ok_or("no pseudonymisation key configured")?;
-                        let pseudonym = key.pseudonym(&nhs::validate(v)?);
+                        let digits = nhs::validate(v)?;
+                        super::plausibility::nhs_number_plausible(&digits)?;
+                        let pseudonym = key.pseudonym(&digits);
                         b.append_value(pseudonym).map_err(|e| e.to_string())
                     }
                     None => {

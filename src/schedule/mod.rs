@@ -142,7 +142,7 @@ async fn run_with_retries(ctx: &JobContext, pipelines: Vec<String>, trigger: &st
     let spec = JobSpec {
         trigger: trigger.to_string(),
         command: "run".into(),
-        ingest: Some(IngestOptions { pipelines: pipelines.clone(), force: false }),
+        ingest: Some(IngestOptions { pipelines: pipelines.clone(), ..Default::default() }),
         build: Some(BuildOptions::default()),
     };
     let mut backoff = Duration::from_secs(ops.run_backoff_secs);

@@ -102,7 +102,7 @@ impl Workspace {
         force: bool,
     ) -> alliance_warehouse::Result<Vec<PipelineReport>> {
         let ingestor = Ingestor::new(self.env.clone(), self.stores.clone(), alliance_warehouse::runs::new_run_id());
-        ingestor.run(pipelines, &IngestOptions { pipelines: vec![], force }).await
+        ingestor.run(pipelines, &IngestOptions { force, ..Default::default() }).await
     }
 
     /// Every Parquet object under a warehouse prefix, with its batches.
