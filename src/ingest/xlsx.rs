@@ -22,6 +22,9 @@ pub fn cell_text(cell: &Data) -> Option<String> {
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Some((*f as i64).to_string()),
         Data::Float(f) => Some(f.to_string()),
         Data::Bool(b) => Some(b.to_string()),
+        // Excel has no dates before its epoch: a negative serial in a date cell is shown as
+        // `####`, and stays a number here (not a date in 1899).
+        Data::DateTime(dt) if dt.as_f64() < 0.0 => Some(dt.as_f64().to_string()),
         Data::DateTime(dt) => match dt.as_datetime() {
             Some(t) if t.time() == chrono::NaiveTime::MIN => Some(t.date().format("%Y-%m-%d").to_string()),
             Some(t) => Some(t.format("%Y-%m-%dT%H:%M:%S").to_string()),
