@@ -420,6 +420,7 @@ impl Ingestor {
             period,
             p.load.revision_guard.organisation_column.as_deref(),
         );
+        let mut keys = unique_key::KeyHashes::new(&schema, &p.load.unique_key)?;
         let mut staging = PartitionedWriter::new(
             self.stores.warehouse.clone(),
             match pending {
@@ -456,6 +457,7 @@ impl Ingestor {
                     rows_dropped: n.rows_dropped,
                 });
                 organisations.observe(&n.batch)?;
+                keys.observe(&n.batch)?;
                 staging.write(&n.batch).await?;
                 quarantine.write(&n.rejected).await?;
                 tokens.release();
@@ -469,7 +471,7 @@ impl Ingestor {
         }
         let outputs = staging.finish().await?;
         let quarantine = quarantine.finish().await?;
-        Ok(Loaded { counts, outputs, quarantine, content_hash, organisations })
+        Ok(Loaded { counts, outputs, quarantine, content_hash, organisations, keys })
     }
 
     /// Deletes staging objects of the table that no manifest entry owns (left by a file that was
@@ -499,6 +501,8 @@ pub(crate) struct Loaded {
     pub(crate) content_hash: Option<String>,
     /// Organisations per month, for the revision guard.
     pub(crate) organisations: revision_guard::PeriodOrganisations,
+    /// Key hashes, for the unique key.
+    pub(crate) keys: unique_key::KeyHashes,
 }
 
 /// What becomes of a staged file: its objects replace staging (with the guard's reason when

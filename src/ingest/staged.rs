@@ -40,7 +40,9 @@ impl Ingestor {
     ) -> Result<Settled> {
         let warehouse = &self.stores.warehouse;
         if !p.load.unique_key.is_empty() {
-            super::unique_key::deduplicate(warehouse, p, &self.run_id, pending, &mut loaded).await?;
+            let props = super::writer::writer_properties(&self.env.ingest, &p.undictionaried_columns())?;
+            let url = self.stores.landing.display(path);
+            super::unique_key::deduplicate(warehouse, p, pending, &url, &self.run_id, &props, &mut loaded).await?;
         }
         let staged_prefix = format!("{pending}/staging/");
         let final_path = |staged: &str| format!("staging/{}/{}", p.table, &staged[staged_prefix.len()..]);

@@ -164,7 +164,10 @@ pub fn alliance(dir: &Path, args: &[&str]) -> std::process::Output {
 
 /// The `alliance` command, ready to spawn.
 pub fn alliance_command(dir: &Path, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_alliance"));
+    // `ALLIANCE_TEST_BIN` runs another build of the binary (a copy taken when several checkouts
+    // share one target folder); by default, the one cargo built for these tests.
+    let binary = std::env::var_os("ALLIANCE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_alliance").into());
+    let mut command = std::process::Command::new(binary);
     command
         .current_dir(dir)
         .args(["--config-dir", "config", "--pipelines-dir", "pipelines", "--env", "test"])
