@@ -188,6 +188,7 @@ pub fn main() -> ExitCode {
                             | Error::ReadOnly { .. }
                             | Error::NotATable { .. }
                             | Error::Forbidden { .. }
+                            | Error::QueryLimit { .. }
                     )
                 )
             });
@@ -205,6 +206,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env = Environment::load(&cli.config_dir, &cli.env)?;
+    crate::transform::session::set_memory_limit(env.limits.memory_limit_bytes);
     match &cli.command {
         Command::Validate { json } => {
             let pipelines = load_pipelines(&cli.pipelines_dir)?;
@@ -278,17 +280,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql, format, output, role, raw } => {
-            use crate::access::query::{render, CsvCells, OutputFormat};
+            use crate::access::output::{write_file, write_stream};
+            use crate::access::query::{CsvCells, OutputFormat};
             if *format == OutputFormat::Parquet && output.is_none() {
                 anyhow::bail!(Error::config("--format parquet", "needs --output FILE"));
             }
             let session = AccessSession::open(&job_context(&cli, &env)?, *role, "alliance query").await?;
-            let batches = session.run(sql).await?;
-            let bytes = render(&batches, *format, if *raw { CsvCells::Raw } else { CsvCells::Safe })?;
+            let stream = session.stream(sql).await?;
+            let cells = if *raw { CsvCells::Raw } else { CsvCells::Safe };
             match output {
-                Some(path) => std::fs::write(path, bytes).map_err(Error::io(path))?,
-                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
-            }
+                Some(path) => write_file(stream, *format, cells, path, session.limits()).await?,
+                None => {
+                    let stdout = std::io::BufWriter::new(std::io::stdout());
+                    write_stream(stream, *format, cells, stdout, session.limits()).await?
+                }
+            };
             Ok(ExitCode::SUCCESS)
         }
         Command::Shell { role } => {

@@ -99,6 +99,14 @@ pub enum Error {
     )]
     Forbidden { table: String, kind: &'static str, role: crate::access::Role, needs: crate::access::Role },
 
+    /// A query's result went past a bound of the environment's `[limits]`; nothing more was
+    /// written (and an `--output` file was removed).
+    #[error(
+        "the result is larger than {setting} = {limit} (stopped at {reached}); narrow the query (WHERE, LIMIT, \
+         GROUP BY) or raise [limits] {setting} in the environment file"
+    )]
+    QueryLimit { setting: &'static str, limit: u64, reached: u64 },
+
     /// Another run holds the warehouse lock.
     #[error("the warehouse is locked by {holder} until {until}")]
     Locked { holder: String, until: String },

@@ -53,6 +53,7 @@ impl JobOutcome {
 /// Runs a job under the warehouse lock and records it. Fails only when the lock cannot be taken
 /// or the run record cannot be written; errors of the work itself are in the outcome.
 pub async fn run_job(ctx: &JobContext, spec: &JobSpec) -> Result<JobOutcome> {
+    crate::transform::session::set_memory_limit(ctx.env.limits.memory_limit_bytes);
     let run_id = new_run_id();
     let started = chrono::Utc::now();
     let ttl = chrono::Duration::seconds(ctx.env.operations.lock_ttl_secs as i64);

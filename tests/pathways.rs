@@ -103,10 +103,11 @@ async fn rerun_changes_nothing_and_a_revised_month_replaces_only_its_trust_month
     };
     assert_eq!(staged(&snapshot(&ws).await), staged(&before));
 
-    // A revised January from Royal Free (fewer rows): January of RAL is replaced whole;
-    // February and the other trusts stay as they were.
+    // A revised January from Royal Free (fewer rows, though not so few that the revision guard
+    // holds it): January of RAL is replaced whole; February and the other trusts stay as they
+    // were.
     let text = String::from_utf8(bytes.to_vec()).unwrap();
-    let revised: String = text.lines().take(101).map(|l| format!("{l}\n")).collect();
+    let revised: String = text.lines().take(301).map(|l| format!("{l}\n")).collect();
     ws.land(ral_jan, revised.into_bytes()).await;
     let reports = ws.ingest(&pipelines).await;
     let loaded: Vec<&str> = reports
@@ -119,7 +120,7 @@ async fn rerun_changes_nothing_and_a_revised_month_replaces_only_its_trust_month
     let ral = ws.read_parquet("staging/trust_pathways_ral/").await;
     let rows: Vec<(String, usize)> =
         ral.iter().map(|(p, b)| (p.clone(), b.iter().map(|x| x.num_rows()).sum())).collect();
-    assert_eq!(rows[0], ("staging/trust_pathways_ral/2024-01/RAL.parquet".to_string(), 100));
+    assert_eq!(rows[0], ("staging/trust_pathways_ral/2024-01/RAL.parquet".to_string(), 300));
     assert_eq!(rows[1].1, 500, "February untouched (4,000 rows over 4 trusts × 2 months)");
     let after = snapshot(&ws).await;
     for (path, meta) in &before {

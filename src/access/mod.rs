@@ -15,6 +15,7 @@
 //! analyst session. Exports are safe to open in a spreadsheet: CSV text cells that a
 //! spreadsheet would run as a formula are prefixed with `'` ([`query::neutralise_csv`]).
 
+pub mod output;
 pub mod query;
 pub mod role;
 pub mod session;

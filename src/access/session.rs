@@ -47,6 +47,7 @@ pub struct AccessSession {
     role: Role,
     tool: &'static str,
     kinds: BTreeMap<String, TableKind>,
+    limits: super::output::OutputLimits,
 }
 
 impl AccessSession {
@@ -64,7 +65,7 @@ impl AccessSession {
         let kinds = table_kinds(&job.pipelines, &graph);
         let catalogue = catalogue_batch(&graph, &kinds, role)?;
         register_memory(&ctx, "catalogue", catalogue.schema(), vec![catalogue])?;
-        Ok(Self { ctx, role, tool, kinds })
+        Ok(Self { ctx, role, tool, kinds, limits: (&job.env.limits).into() })
     }
 
     /// The role the session serves.
@@ -119,6 +120,17 @@ impl AccessSession {
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
         self.check(sql)?;
         read_only_sql(&self.ctx, sql, self.tool).await
+    }
+
+    /// The bounds on one statement's output (the environment's `[limits]`).
+    pub fn limits(&self) -> super::output::OutputLimits {
+        self.limits
+    }
+
+    /// Checks, plans and starts `sql`: batches arrive as they are computed (write them with
+    /// [`super::output::write_stream`]), so a large result is never held whole.
+    pub async fn stream(&self, sql: &str) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        self.plan(sql).await?.execute_stream().await.map_err(query_error(sql))
     }
 
     /// Checks, plans and runs `sql`, collecting the result.

@@ -5,7 +5,7 @@
 //! keywords); history is kept in `.local/shell_history`. Dot commands: `.tables`,
 //! `.schema NAME`, `.format table|csv|json`, `.help`, `.quit`.
 
-use super::query::{render, CsvCells, OutputFormat};
+use super::query::{CsvCells, OutputFormat};
 use super::session::AccessSession;
 use crate::error::{Error, Result};
 use datafusion::arrow::array::AsArray;
@@ -15,7 +15,6 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
-use std::io::Write;
 
 const KEYWORDS: &[&str] = &[
     "SELECT",
@@ -105,10 +104,24 @@ pub async fn vocabulary(session: &AccessSession) -> Result<Vec<String>> {
 }
 
 /// Runs one statement of the shell (its text, with or without the closing `;`) and renders the
-/// result; CSV cells are neutralised as in `alliance query`.
+/// result within the session's limits; CSV cells are neutralised as in `alliance query`.
 pub async fn statement(session: &AccessSession, text: &str, format: OutputFormat) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    statement_to(session, text, format, &mut out).await?;
+    Ok(out)
+}
+
+/// Runs one statement of the shell, streaming its result to `out` batch by batch.
+pub async fn statement_to(
+    session: &AccessSession,
+    text: &str,
+    format: OutputFormat,
+    out: impl std::io::Write + Send,
+) -> Result<()> {
     let sql = text.trim().trim_end_matches(';');
-    render(&session.run(sql).await?, format, CsvCells::Safe)
+    let stream = session.stream(sql).await?;
+    super::output::write_stream(stream, format, CsvCells::Safe, out, session.limits()).await?;
+    Ok(())
 }
 
 /// Runs the shell until `.quit` or end of input.
@@ -154,11 +167,8 @@ pub async fn run_shell(session: AccessSession) -> Result<()> {
         }
         let sql = std::mem::take(&mut pending);
         let _ = editor.add_history_entry(sql.trim());
-        match statement(&session, &sql, format).await {
-            Ok(bytes) => {
-                let _ = std::io::stdout().write_all(&bytes);
-            }
-            Err(e) => eprintln!("{e}"),
+        if let Err(e) = statement_to(&session, &sql, format, std::io::stdout()).await {
+            eprintln!("{e}");
         }
     }
     let _ = editor.save_history(history);

@@ -26,6 +26,67 @@ pub struct Environment {
     /// Locking, scheduling and retries.
     #[serde(default)]
     pub operations: OperationsSettings,
+    /// Bounds on what one query or build may use.
+    #[serde(default)]
+    pub limits: LimitsSettings,
+}
+
+/// Default of [`LimitsSettings::max_query_rows`]: 10 million rows.
+pub const DEFAULT_MAX_QUERY_ROWS: u64 = 10_000_000;
+/// Default of [`LimitsSettings::max_query_bytes`]: 2 GiB of output.
+pub const DEFAULT_MAX_QUERY_BYTES: u64 = 2 << 30;
+/// Default of [`LimitsSettings::max_table_rows`]: rows the table format shows.
+pub const DEFAULT_MAX_TABLE_ROWS: usize = 10_000;
+/// Default of [`LimitsSettings::memory_limit_bytes`]: 4 GiB for DataFusion's operators.
+pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 4 << 30;
+
+/// Bounds on what one query or build may use (`[limits]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Most rows `alliance query` and `alliance shell` write for one statement (default
+    /// [`DEFAULT_MAX_QUERY_ROWS`]); a larger result stops with an error naming this setting.
+    #[serde(default = "LimitsSettings::default_max_query_rows")]
+    pub max_query_rows: u64,
+    /// Most bytes of output (CSV, JSON, Parquet or table text) for one statement (default
+    /// [`DEFAULT_MAX_QUERY_BYTES`]); a larger result stops with an error naming this setting.
+    #[serde(default = "LimitsSettings::default_max_query_bytes")]
+    pub max_query_bytes: u64,
+    /// Rows the `table` format shows before it stops with a note (default
+    /// [`DEFAULT_MAX_TABLE_ROWS`]): a text table is for reading, files are for everything.
+    #[serde(default = "LimitsSettings::default_max_table_rows")]
+    pub max_table_rows: usize,
+    /// Memory DataFusion's operators (joins, aggregates, sorts) may reserve in one query or build
+    /// session, shared fairly between them; beyond it they spill to temporary files, or fail with
+    /// a resources-exhausted error (default [`DEFAULT_MEMORY_LIMIT_BYTES`]).
+    #[serde(default = "LimitsSettings::default_memory_limit_bytes")]
+    pub memory_limit_bytes: u64,
+}
+
+impl LimitsSettings {
+    fn default_max_query_rows() -> u64 {
+        DEFAULT_MAX_QUERY_ROWS
+    }
+    fn default_max_query_bytes() -> u64 {
+        DEFAULT_MAX_QUERY_BYTES
+    }
+    fn default_max_table_rows() -> usize {
+        DEFAULT_MAX_TABLE_ROWS
+    }
+    fn default_memory_limit_bytes() -> u64 {
+        DEFAULT_MEMORY_LIMIT_BYTES
+    }
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_query_rows: DEFAULT_MAX_QUERY_ROWS,
+            max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
+            max_table_rows: DEFAULT_MAX_TABLE_ROWS,
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+        }
+    }
 }
 
 /// Locking, scheduling and retries.
@@ -210,6 +271,10 @@ impl Environment {
         }
         if env.ingest.batch_rows == 0 || env.ingest.row_group_rows == 0 {
             return Err(Error::config(&path, "ingest batch_rows and row_group_rows must be > 0"));
+        }
+        let l = &env.limits;
+        if l.max_query_rows == 0 || l.max_query_bytes == 0 || l.max_table_rows == 0 || l.memory_limit_bytes == 0 {
+            return Err(Error::config(&path, "every [limits] setting must be > 0"));
         }
         Ok(env)
     }

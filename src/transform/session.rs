@@ -6,6 +6,11 @@
 //! their hash tables on them rather than on the fact side. Other staging tables are Parquet
 //! listing tables read in place, streamed. A table with no data yet is an empty table of the
 //! pipeline's schema, so models still plan.
+//!
+//! Every session shares its operators' memory (hash tables, aggregates, sorts) in one pool of
+//! [`memory_limit`] bytes (the environment's `[limits] memory_limit_bytes`), divided fairly among
+//! the operators that can spill; beyond it they spill to temporary files, and an operator that
+//! cannot fails with DataFusion's resources-exhausted error instead of growing without bound.
 
 use crate::config::pipeline::{LoadMode, Pipeline};
 use crate::error::{Error, Result};
@@ -13,9 +18,27 @@ use crate::ingest::normalise::output_schema;
 use crate::storage::Store;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::options::ParquetReadOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Memory pool size of the sessions this process creates (see the module documentation).
+static MEMORY_LIMIT: AtomicU64 = AtomicU64::new(crate::config::environment::DEFAULT_MEMORY_LIMIT_BYTES);
+
+/// Sets the memory pool size of sessions created from now on (from `[limits]
+/// memory_limit_bytes`, when a command or job starts).
+pub fn set_memory_limit(bytes: u64) {
+    MEMORY_LIMIT.store(bytes.max(1), Ordering::Relaxed);
+}
+
+/// The memory pool size of new sessions, in bytes.
+pub fn memory_limit() -> u64 {
+    MEMORY_LIMIT.load(Ordering::Relaxed)
+}
 
 /// URL under which the warehouse store is known to DataFusion.
 pub const WAREHOUSE_URL: &str = "alliance://warehouse/";
@@ -30,7 +53,18 @@ pub fn empty_session() -> SessionContext {
     // Arrow's string views.
     config.options_mut().execution.parquet.schema_force_view_types = false;
     config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-    let ctx = SessionContext::new_with_config(config);
+    let pool = FairSpillPool::new(usize::try_from(memory_limit()).unwrap_or(usize::MAX));
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .with_disk_manager_builder(DiskManagerBuilder::default())
+        .build_arc();
+    let ctx = match runtime {
+        Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+        Err(e) => {
+            tracing::warn!(error = %e, "no memory-limited runtime; using DataFusion's unbounded default");
+            SessionContext::new_with_config(config)
+        }
+    };
     crate::stats::udf::register(&ctx);
     ctx
 }
