@@ -508,10 +508,8 @@ impl Pipeline {
         if (c.min_date.is_some() || c.max_date.is_some()) && !dateish {
             return Err(self.err(format!("column '{}': min_date/max_date apply to date and month columns", c.name)));
         }
-        if let (Some(min), Some(max)) = (c.min, c.max) {
-            if !(min <= max) {
-                return Err(self.err(format!("column '{}': min must not exceed max", c.name)));
-            }
+        if c.min.zip(c.max).is_some_and(|(min, max)| min > max) || [c.min, c.max].iter().flatten().any(|b| b.is_nan()) {
+            return Err(self.err(format!("column '{}': min must not exceed max", c.name)));
         }
         Ok(())
     }

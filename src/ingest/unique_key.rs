@@ -114,7 +114,7 @@ pub(crate) async fn deduplicate(
             let orders = orders.map_err(Error::arrow("ordering duplicates"))?;
             let source_rows = batch.column_by_name("_source_row").map(|c| c.as_primitive::<Int64Type>().clone());
             let shown = key_text(batch, &key_columns)?;
-            for i in 0..batch.num_rows() {
+            for (i, shown) in shown.into_iter().enumerate() {
                 let k = keys.row(i);
                 if repeated.contains(&hash_bytes(k.as_ref())) {
                     candidates.push(Candidate {
@@ -123,7 +123,7 @@ pub(crate) async fn deduplicate(
                         source_row: source_rows.as_ref().map_or(0, |s| s.value(i)),
                         object,
                         index: offset + i,
-                        shown: shown[i].clone(),
+                        shown,
                     });
                 }
             }
