@@ -217,3 +217,42 @@ async fn an_identical_copy_under_another_name_is_recognised_by_its_hash() {
     let reports = ws.ingest(std::slice::from_ref(&p)).await;
     assert!(reports[0].files.iter().all(|f| matches!(f.outcome, FileOutcome::Unchanged | FileOutcome::Duplicate(_))));
 }
+
+#[test]
+fn the_published_marts_keep_their_figures_when_a_revision_is_held_or_a_copy_lands() {
+    let dir = workdir();
+    let ok = |args: &[&str]| {
+        let out = alliance(dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let england_fds_april = || {
+        ok(&[
+            "query",
+            "--format",
+            "csv",
+            "select total from mart_cwt_performance where level = 'england' and standard = '28-day FDS' \
+             and cancer_type = 'ALL' and month = DATE '2023-04-01'",
+        ])
+    };
+    let last_run_published =
+        || ok(&["query", "--format", "csv", "select marts_published from runs order by run_id desc limit 1"]);
+    ok(&["seed", "--from", shared().to_str().unwrap()]);
+    ok(&["run"]);
+    assert_eq!(england_fds_april(), "total\n215274.0\n");
+
+    let landing = dir.path().join("landing/cwt");
+    std::fs::write(landing.join("CWT-Provider-Revised.xlsx"), one_row_revision()).unwrap();
+    let out = ok(&["run"]);
+    assert!(out.contains("held cwt/CWT-Provider-Revised.xlsx"), "{out}");
+    assert_eq!(england_fds_april(), "total\n215274.0\n", "the held revision changes nothing");
+    assert_eq!(last_run_published(), "marts_published\n0\n");
+
+    std::fs::copy(landing.join(PROVIDER), landing.join("Copy-of-Provider-extract.xlsx")).unwrap();
+    let out = ok(&["run"]);
+    assert!(out.contains("duplicate cwt/Copy-of-Provider-extract.xlsx of cwt/"), "{out}");
+    assert_eq!(last_run_published(), "marts_published\n0\n", "a copy republishes nothing");
+
+    ok(&["run", "--accept-revision", "CWT-Provider-Revised.xlsx"]);
+    assert_eq!(england_fds_april(), "total\n200.0\n", "accepted: the revision is April now");
+}
