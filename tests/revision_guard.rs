@@ -115,6 +115,12 @@ fn the_cli_holds_and_accepts_a_revision_and_records_the_acceptance() {
     let out = String::from_utf8_lossy(&held.stdout);
     assert_eq!(held.status.code(), Some(3), "held counts as rejected for --fail-on-reject: {out}");
     assert!(out.contains("held cwt/CWT-Provider-Revised.xlsx: revision guard"), "{out}");
+    let status = ok(&["status"]);
+    assert!(
+        status.contains("revisions held by the revision guard")
+            && status.contains("cwt/CWT-Provider-Revised.xlsx: revision guard"),
+        "{status}"
+    );
     let out = ok(&["ingest", "--pipeline", "cwt_provider", "--accept-revision", "cwt/CWT-Provider-Revised.xlsx"]);
     assert!(out.contains("accepted revision cwt/CWT-Provider-Revised.xlsx"), "{out}");
     let runs: Vec<serde_json::Value> = std::fs::read_dir(dir.path().join("warehouse/_state/runs"))

@@ -186,5 +186,27 @@ pub async fn status(ctx: &JobContext, last: usize) -> Result<String> {
         let watch = if p.schedule.on_new_file { "" } else { " (no file trigger)" };
         writeln!(out, "  {:<28} {:<14} {:<22} {:>8}{watch}", p.name, cron, next, waiting).ok();
     }
+    let mut held = Vec::new();
+    for p in &ctx.pipelines {
+        let manifest = crate::ingest::manifest::Manifest::load(&ctx.stores.warehouse, &p.name).await?;
+        held.extend(
+            manifest
+                .files
+                .iter()
+                .filter(|(_, r)| r.status == crate::ingest::manifest::FileStatus::Held)
+                .map(|(path, r)| (path.clone(), r.error.clone().unwrap_or_default())),
+        );
+    }
+    if !held.is_empty() {
+        writeln!(
+            out,
+            "
+revisions held by the revision guard (load one with --accept-revision FILE):"
+        )
+        .ok();
+        for (path, reason) in held {
+            writeln!(out, "  {path}: {reason}").ok();
+        }
+    }
     Ok(out)
 }
