@@ -90,3 +90,70 @@ fn one_duplicate_pathway_no_longer_holds_back_the_pathway_marts() {
     ]);
     assert_eq!(repeated.trim(), "repeated\n0", "no pathway twice");
 }
+
+const UPDATES: &str = r#"
+[source]
+glob = "updates/*.csv"
+format = "csv"
+
+[load]
+mode = "append"
+period = "month"
+unique_key = ["id"]
+unique_order = ["updated"]
+
+[[columns]]
+name = "id"
+type = "string"
+
+[[columns]]
+name = "month"
+type = "month"
+nullable = false
+
+[[columns]]
+name = "updated"
+type = "date"
+formats = ["yyyy_mm_dd"]
+"#;
+
+#[tokio::test]
+async fn across_the_files_of_one_month_the_latest_row_of_a_key_is_kept() {
+    let ws = Workspace::local();
+    let p = common::pipeline(&ws, "updates", UPDATES);
+    let ingest = || ws.ingest(std::slice::from_ref(&p));
+    ws.land("updates/a.csv", "id,month,updated\n1,2024-01,2024-01-05\n2,2024-01,2024-01-20\n3,2024-02,2024-02-01\n")
+        .await;
+    ingest().await;
+    // b.csv updates id 1 (later): a.csv's row 2 is quarantined; id 3 is in another month of a.csv.
+    ws.land("updates/b.csv", "id,month,updated\n1,2024-01,2024-01-10\n3,2024-02,2024-01-31\n").await;
+    let reports = ingest().await;
+    let b = reports[0].files.iter().find(|f| f.path == "updates/b.csv").unwrap();
+    assert_eq!((b.counts.rows_written, b.counts.rows_quarantined), (1, 1), "b's id 3 is older than a's");
+    // c.csv repeats id 2 with an older date: c's row is quarantined.
+    ws.land("updates/c.csv", "id,month,updated\n2,2024-01,2024-01-02\n4,2024-01,2024-01-03\n").await;
+    ingest().await;
+    let staged = ws.table("updates").await;
+    let mut rows: Vec<(String, String)> = staged
+        .iter()
+        .flat_map(|b| (0..b.num_rows()).map(move |i| (text(b, "id", i).unwrap(), text(b, "_source_file", i).unwrap())))
+        .collect();
+    rows.sort();
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(id, f)| (id.as_str(), f.rsplit('/').next().unwrap())).collect();
+    assert_eq!(rows, [("1", "b.csv"), ("2", "a.csv"), ("3", "a.csv"), ("4", "c.csv")], "one row per key");
+    let manifest = alliance_warehouse::ingest::manifest::Manifest::load(&ws.stores.warehouse, "updates").await.unwrap();
+    let a = &manifest.files["updates/a.csv"];
+    assert_eq!(
+        (a.counts.rows_in, a.counts.rows_written, a.counts.rows_quarantined),
+        (3, 2, 1),
+        "a's record counts its loss"
+    );
+    assert_eq!(a.outputs.iter().map(|o| o.rows).sum::<u64>(), 2);
+    let quarantine = ws.read_parquet("quarantine/updates/").await;
+    let reasons: Vec<String> = quarantine
+        .iter()
+        .flat_map(|(_, b)| b.iter().flat_map(|b| (0..b.num_rows()).map(move |i| text(b, "reason", i).unwrap())))
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("duplicate of source row 2 of b.csv")), "{reasons:?}");
+}

@@ -342,13 +342,14 @@ pub struct LoadSpec {
     /// [`RevisionGuardSpec`]).
     #[serde(default)]
     pub revision_guard: RevisionGuardSpec,
-    /// Columns that identify a row (e.g. `["pathway_id"]`): rows of one file sharing them are
-    /// duplicates, and all but the latest by `unique_order` are quarantined at ingest. Empty (the
-    /// default): not checked.
+    /// Columns that identify a row (e.g. `["pathway_id"]`): rows of one file, or of the files of
+    /// one month, sharing them are duplicates, and all but the latest by `unique_order` are
+    /// quarantined at ingest. Empty (the default): not checked.
     #[serde(default)]
     pub unique_key: Vec<String>,
     /// Columns (contract, derived or `_source_row`) ordering duplicates, the greatest being the
-    /// latest and kept; ties, and an empty list (the default), go to the later source row.
+    /// latest and kept; ties, and an empty list (the default), go to the file loaded last, then to
+    /// the later source row.
     #[serde(default)]
     pub unique_order: Vec<String>,
 }

@@ -14,8 +14,9 @@
 //!   a proportion, so coverage ≤ 100 % is `max = 1`); `min_date`/`max_date` bound a date or month
 //!   column, as `YYYY-MM-DD` or relative to the day of the run (`today`, `today+1y`, `today-6m`,
 //!   `today+30d`). A value outside quarantines its row with the rule's name as the reason.
-//! - **Unique key.** Rows of one file sharing the `unique_key` values are duplicates: all but the
-//!   latest by `unique_order` (then by source row) are quarantined.
+//! - **Unique key.** Rows of one file, or of the files of one month, sharing the `unique_key`
+//!   values are duplicates: all but the latest by `unique_order` (then the file loaded last, then
+//!   the later source row) are quarantined.
 
 use crate::ingest::dates::{civil_from_days, days_from_civil};
 use serde::Deserialize;

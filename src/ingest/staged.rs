@@ -33,7 +33,7 @@ impl Ingestor {
         &self,
         p: &Pipeline,
         path: &str,
-        manifest: &Manifest,
+        manifest: &mut Manifest,
         pending: &str,
         mut loaded: Loaded,
         accept: bool,
@@ -42,7 +42,8 @@ impl Ingestor {
         if !p.load.unique_key.is_empty() {
             let props = super::writer::writer_properties(&self.env.ingest, &p.undictionaried_columns())?;
             let url = self.stores.landing.display(path);
-            super::unique_key::deduplicate(warehouse, p, pending, &url, &self.run_id, &props, &mut loaded).await?;
+            super::unique_key::deduplicate(warehouse, p, pending, &url, &self.run_id, &props, &mut loaded, manifest)
+                .await?;
         }
         let staged_prefix = format!("{pending}/staging/");
         let final_path = |staged: &str| format!("staging/{}/{}", p.table, &staged[staged_prefix.len()..]);

@@ -1,16 +1,20 @@
 //! Unique keys checked at ingest (`load.unique_key`, `load.unique_order`).
 //!
-//! Rows of one file with the same values in every key column are duplicates. Of each group, the
-//! latest by `unique_order` (then by source row) is kept; the others are quarantined with the
-//! reason `unique_key (…): duplicate of source row N, which is later by unique_order`, so one
-//! repeated identifier costs one row, not a refresh (the marts' own `unique` tests stay, as the
-//! last line of defence, across files and pipelines).
+//! Rows of one file, or of the live staging objects of one month (other files' included), with
+//! the same values in every key column are duplicates. Of each group, the latest by
+//! `unique_order`, then the file being loaded (it came last), then the later source row, is kept;
+//! the others are quarantined with the reason `unique_key (…): duplicate of source row N [of
+//! FILE], which is later by unique_order`, so one repeated identifier costs one row, not a
+//! refresh (the marts' own `unique` tests stay, as the last line of defence, across months and
+//! pipelines). An earlier file's losing row is removed by rewriting its staging object in place
+//! (an atomic replace), and its manifest record and quarantine count it.
 //!
 //! Memory stays bounded: while the file streams through, only a 64-bit hash per row is kept
 //! ([`KeyHashes`]). When two hashes agree, the staged objects (in the pending area, see
 //! [`super::staged`]) are read again for those keys only, the duplicates are confirmed on the
 //! exact key values, and only the objects holding a duplicate are rewritten.
 
+use super::manifest::Manifest;
 use super::manifest::RowCounts;
 use super::normalise::RejectedValue;
 use super::writer::{open_writer, QuarantineWriter};
@@ -61,26 +65,81 @@ impl KeyHashes {
         self.hashes.extend(rows.iter().map(|r| hash_bytes(r.as_ref())));
         Ok(())
     }
+}
 
-    /// Hashes seen more than once.
-    pub fn repeated(&mut self) -> HashSet<u64> {
-        let mut hashes = std::mem::take(&mut self.hashes);
-        hashes.sort_unstable();
-        hashes.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect()
-    }
+/// Where a candidate row is: an object of the file being loaded, or a live staging object of
+/// another file of the same period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    Other(usize),
+    New(usize),
 }
 
 /// A row whose key hash was seen twice: where it is, its exact key and order.
 struct Candidate {
     key: Vec<u8>,
-    order: Vec<u8>,
-    source_row: i64,
-    object: usize,
+    /// Declared order, then the file (the one being loaded is later than those loaded before),
+    /// then the source row.
+    order: (Vec<u8>, u8, i64),
+    place: Place,
     index: usize,
+    /// The row's `_source_file`.
+    file: String,
     shown: String,
 }
 
-/// Quarantines all but the latest row of each duplicated key among a staged file's objects.
+/// Rows of `batches` (one object) whose key hash `wanted` accepts, as candidates.
+fn candidates_of(
+    batches: &[RecordBatch],
+    p: &Pipeline,
+    place: Place,
+    wanted: impl Fn(u64) -> bool,
+    out: &mut Vec<Candidate>,
+) -> Result<()> {
+    let mut offset = 0;
+    for batch in batches {
+        let schema = batch.schema();
+        let index_of = |names: &[String]| -> Result<Vec<usize>> {
+            names.iter().map(|n| schema.index_of(n).map_err(Error::arrow("finding key columns"))).collect()
+        };
+        let (key_columns, order_columns) = (index_of(&p.load.unique_key)?, index_of(&p.load.unique_order)?);
+        let pick = |columns: &[usize]| columns.iter().map(|i| batch.column(*i).clone()).collect::<Vec<_>>();
+        let keys = converter(&schema, &key_columns)?.convert_columns(&pick(&key_columns));
+        let keys = keys.map_err(Error::arrow("comparing keys"))?;
+        let orders = match order_columns.is_empty() {
+            true => None,
+            false => {
+                let rows = converter(&schema, &order_columns)?.convert_columns(&pick(&order_columns));
+                Some(rows.map_err(Error::arrow("ordering duplicates"))?)
+            }
+        };
+        let source_rows = batch.column_by_name("_source_row").map(|c| c.as_primitive::<Int64Type>().clone());
+        let files = batch.column_by_name("_source_file").map(|c| c.as_string::<i32>().clone());
+        let shown = key_text(batch, &key_columns)?;
+        for (i, shown) in shown.into_iter().enumerate() {
+            let k = keys.row(i);
+            if !wanted(hash_bytes(k.as_ref())) {
+                continue;
+            }
+            let declared = orders.as_ref().map(|o| o.row(i).as_ref().to_vec()).unwrap_or_default();
+            let source_row = source_rows.as_ref().map_or(0, |s| s.value(i));
+            out.push(Candidate {
+                key: k.as_ref().to_vec(),
+                order: (declared, matches!(place, Place::New(_)) as u8, source_row),
+                place,
+                index: offset + i,
+                file: files.as_ref().map(|f| f.value(i).to_string()).unwrap_or_default(),
+                shown,
+            });
+        }
+        offset += batch.num_rows();
+    }
+    Ok(())
+}
+
+/// Quarantines all but the latest row of each duplicated key among a staged file's objects and
+/// the live staging objects of other files of the same months (which `manifest` records).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn deduplicate(
     store: &Store,
     p: &Pipeline,
@@ -89,80 +148,110 @@ pub(crate) async fn deduplicate(
     run_id: &str,
     props: &WriterProperties,
     loaded: &mut Loaded,
+    manifest: &mut Manifest,
 ) -> Result<()> {
-    let repeated = loaded.keys.repeated();
-    if repeated.is_empty() {
+    let mut hashes = std::mem::take(&mut loaded.keys.hashes);
+    hashes.sort_unstable();
+    let mut wanted: HashSet<u64> = hashes.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    // Other files' objects of the same months (not the ones this file replaces).
+    let staged_prefix = format!("{pending}/staging/");
+    let targets: HashSet<String> = loaded
+        .outputs
+        .iter()
+        .map(|o| format!("staging/{}/{}", p.table, o.path.strip_prefix(&staged_prefix).unwrap_or(&o.path)))
+        .collect();
+    let periods: BTreeSet<&str> = loaded.outputs.iter().map(|o| o.period.as_str()).collect();
+    let others: Vec<String> = manifest
+        .live_objects()
+        .into_iter()
+        .filter(|o| periods.contains(o.period.as_str()) && !targets.contains(&o.path))
+        .map(|o| o.path.clone())
+        .collect();
+    let mut candidates = Vec::new();
+    for (i, path) in others.iter().enumerate() {
+        let seen = |h: u64| hashes.binary_search(&h).is_ok();
+        candidates_of(&read_all(store, path).await?, p, Place::Other(i), seen, &mut candidates)?;
+    }
+    wanted.extend(candidates.iter().map(|c| hash_bytes(&c.key)));
+    if wanted.is_empty() {
         return Ok(());
     }
-    let key = &p.load.unique_key;
-    let mut order: Vec<String> = p.load.unique_order.clone();
-    order.push("_source_row".into());
-    let mut candidates = Vec::new();
-    for (object, output) in loaded.outputs.iter().enumerate() {
-        let batches = read_all(store, &output.path).await?;
-        let mut offset = 0;
-        for batch in &batches {
-            let schema = batch.schema();
-            let index_of = |names: &[String]| -> Result<Vec<usize>> {
-                names.iter().map(|n| schema.index_of(n).map_err(Error::arrow("finding key columns"))).collect()
-            };
-            let (key_columns, order_columns) = (index_of(key)?, index_of(&order)?);
-            let pick = |columns: &[usize]| columns.iter().map(|i| batch.column(*i).clone()).collect::<Vec<_>>();
-            let keys = converter(&schema, &key_columns)?.convert_columns(&pick(&key_columns));
-            let keys = keys.map_err(Error::arrow("comparing keys"))?;
-            let orders = converter(&schema, &order_columns)?.convert_columns(&pick(&order_columns));
-            let orders = orders.map_err(Error::arrow("ordering duplicates"))?;
-            let source_rows = batch.column_by_name("_source_row").map(|c| c.as_primitive::<Int64Type>().clone());
-            let shown = key_text(batch, &key_columns)?;
-            for (i, shown) in shown.into_iter().enumerate() {
-                let k = keys.row(i);
-                if repeated.contains(&hash_bytes(k.as_ref())) {
-                    candidates.push(Candidate {
-                        key: k.as_ref().to_vec(),
-                        order: orders.row(i).as_ref().to_vec(),
-                        source_row: source_rows.as_ref().map_or(0, |s| s.value(i)),
-                        object,
-                        index: offset + i,
-                        shown,
-                    });
-                }
-            }
-            offset += batch.num_rows();
-        }
+    for (i, output) in loaded.outputs.iter().enumerate() {
+        let want = |h: u64| wanted.contains(&h);
+        candidates_of(&read_all(store, &output.path).await?, p, Place::New(i), want, &mut candidates)?;
     }
     let mut groups: HashMap<Vec<u8>, Vec<Candidate>> = HashMap::new();
     for c in candidates {
         groups.entry(c.key.clone()).or_default().push(c);
     }
-    let mut losers: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-    let mut rejected = Vec::new();
-    let key_list = key.join(", ");
+    let key_list = p.load.unique_key.join(", ");
+    type Losers = (BTreeSet<usize>, Vec<RejectedValue>, String);
+    let mut losers: BTreeMap<Place, Losers> = BTreeMap::new();
     for (_, mut group) in groups.into_iter().filter(|(_, g)| g.len() > 1) {
         group.sort_by(|a, b| a.order.cmp(&b.order));
         let latest = group.pop().expect("a group of two or more");
         for loser in group {
-            losers.entry(loser.object).or_default().insert(loser.index);
-            rejected.push(RejectedValue {
-                source_row: loser.source_row as u64,
+            let name = latest.file.rsplit('/').next().unwrap_or_default();
+            let of = if loser.file == latest.file { String::new() } else { format!(" of {name}") };
+            let entry = losers.entry(loser.place).or_default();
+            entry.0.insert(loser.index);
+            entry.2 = loser.file.clone();
+            entry.1.push(RejectedValue {
+                source_row: loser.order.2 as u64,
                 column: key_list.clone(),
                 reason: format!(
-                    "unique_key ({key_list}): duplicate of source row {}, which is later by unique_order",
-                    latest.source_row
+                    "unique_key ({key_list}): duplicate of source row {}{of}, which is later by unique_order",
+                    latest.order.2
                 ),
                 value: Some(loser.shown),
             });
         }
     }
-    if rejected.is_empty() {
-        return Ok(());
+    for (place, (rows, mut rejected, url)) in losers {
+        rejected.sort_by_key(|r| r.source_row);
+        let removed = rejected.len() as u64;
+        match place {
+            Place::New(i) => {
+                rewrite_without(store, &loaded.outputs[i].path, &rows, props).await?;
+                loaded.outputs[i].rows -= removed;
+                let quarantine = format!("{pending}/quarantine.parquet");
+                let existing = loaded.quarantine.take();
+                loaded.quarantine =
+                    append_quarantine(store, &quarantine, existing.is_some(), file_url, run_id, props, rejected)
+                        .await?;
+                loaded.counts.rows_written -= removed;
+                loaded.counts.rows_quarantined += removed;
+            }
+            Place::Other(i) => {
+                // The earlier file loses its row: its object is rewritten in place (atomically)
+                // and its record counts the row as quarantined.
+                let path = &others[i];
+                rewrite_without(store, path, &rows, props).await?;
+                let Some((landing_path, record)) =
+                    manifest.files.iter_mut().find(|(_, r)| r.outputs.iter().any(|o| &o.path == path))
+                else {
+                    continue;
+                };
+                let quarantine = record
+                    .quarantine
+                    .clone()
+                    .unwrap_or_else(|| format!("quarantine/{}/{}.parquet", p.name, super::slug(landing_path)));
+                let had = record.quarantine.is_some();
+                record.quarantine = append_quarantine(store, &quarantine, had, &url, run_id, props, rejected).await?;
+                record.outputs.iter_mut().filter(|o| &o.path == path).for_each(|o| o.rows -= removed);
+                record.counts.rows_written -= removed;
+                record.counts.rows_quarantined += removed;
+                if record.outputs.iter().any(|o| &o.path == path && o.rows == 0) {
+                    store.delete(path).await?;
+                    record.outputs.retain(|o| &o.path != path);
+                }
+            }
+        }
     }
-    rewrite_without(store, loaded, &losers, props).await?;
-    rejected.sort_by_key(|r| r.source_row);
-    let removed = rejected.len() as u64;
-    let quarantine = format!("{pending}/quarantine.parquet");
-    append_quarantine(store, &quarantine, file_url, run_id, props, loaded, rejected).await?;
-    loaded.counts.rows_written -= removed;
-    loaded.counts.rows_quarantined += removed;
+    for o in loaded.outputs.iter().filter(|o| o.rows == 0) {
+        store.delete(&o.path).await?;
+    }
+    loaded.outputs.retain(|o| o.rows > 0);
     debug_assert!(RowCounts::balanced(&loaded.counts));
     Ok(())
 }
@@ -191,34 +280,19 @@ async fn read_all(store: &Store, path: &str) -> Result<Vec<RecordBatch>> {
     reader.collect::<std::result::Result<Vec<_>, _>>().map_err(Error::arrow(context()))
 }
 
-/// Rewrites each staged object that holds losers without them (an emptied object is deleted).
-async fn rewrite_without(
-    store: &Store,
-    loaded: &mut Loaded,
-    losers: &BTreeMap<usize, BTreeSet<usize>>,
-    props: &WriterProperties,
-) -> Result<()> {
-    for (object, rows) in losers {
-        let output = &mut loaded.outputs[*object];
-        let batches = read_all(store, &output.path).await?;
-        let Some(schema) = batches.first().map(|b| b.schema()) else { continue };
-        let mut writer = open_writer(store, &output.path, schema, props.clone())?;
-        let mut offset = 0;
-        for batch in &batches {
-            let keep =
-                BooleanArray::from((0..batch.num_rows()).map(|i| !rows.contains(&(offset + i))).collect::<Vec<_>>());
-            offset += batch.num_rows();
-            let kept =
-                arrow::compute::filter_record_batch(batch, &keep).map_err(Error::arrow("removing duplicates"))?;
-            writer.write(&kept).await.map_err(Error::parquet(format!("rewriting {}", output.path)))?;
-        }
-        writer.close().await.map_err(Error::parquet(format!("rewriting {}", output.path)))?;
-        output.rows -= rows.len() as u64;
+/// Rewrites the object at `path` without the rows at `rows` (indices in the object's order).
+async fn rewrite_without(store: &Store, path: &str, rows: &BTreeSet<usize>, props: &WriterProperties) -> Result<()> {
+    let batches = read_all(store, path).await?;
+    let Some(schema) = batches.first().map(|b| b.schema()) else { return Ok(()) };
+    let mut writer = open_writer(store, path, schema, props.clone())?;
+    let mut offset = 0;
+    for batch in &batches {
+        let keep = BooleanArray::from((0..batch.num_rows()).map(|i| !rows.contains(&(offset + i))).collect::<Vec<_>>());
+        offset += batch.num_rows();
+        let kept = arrow::compute::filter_record_batch(batch, &keep).map_err(Error::arrow("removing duplicates"))?;
+        writer.write(&kept).await.map_err(Error::parquet(format!("rewriting {path}")))?;
     }
-    for output in loaded.outputs.iter().filter(|o| o.rows == 0) {
-        store.delete(&output.path).await?;
-    }
-    loaded.outputs.retain(|o| o.rows > 0);
+    writer.close().await.map_err(Error::parquet(format!("rewriting {path}")))?;
     Ok(())
 }
 
@@ -226,14 +300,14 @@ async fn rewrite_without(
 async fn append_quarantine(
     store: &Store,
     path: &str,
+    existing: bool,
     file_url: &str,
     run_id: &str,
     props: &WriterProperties,
-    loaded: &mut Loaded,
     duplicates: Vec<RejectedValue>,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let mut values = Vec::new();
-    if loaded.quarantine.is_some() {
+    if existing {
         for batch in read_all(store, path).await? {
             let text = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>().clone());
             let (Some(column), Some(reason), Some(value)) = (text("column"), text("reason"), text("value")) else {
@@ -254,6 +328,5 @@ async fn append_quarantine(
     let mut writer =
         QuarantineWriter::new(store.clone(), path.to_string(), run_id.to_string(), file_url.to_string(), props.clone());
     writer.write(&values).await?;
-    loaded.quarantine = writer.finish().await?;
-    Ok(())
+    writer.finish().await
 }
