@@ -20,7 +20,7 @@ fn props() -> parquet::file::properties::WriterProperties {
 async fn build(ws: &Workspace, sql: &Path, select: Option<&str>) -> transform::BuildReport {
     let all = pipelines();
     let graph = transform::load_graph(sql, &all).expect("models load");
-    let options = transform::BuildOptions { select: select.map(str::to_string), force: false };
+    let options = transform::BuildOptions { select: select.map(str::to_string), force: false, ..Default::default() };
     transform::build(&ws.stores.warehouse, &all, &graph, &options, &alliance_warehouse::runs::new_run_id(), props())
         .await
         .expect("build runs")
@@ -120,12 +120,17 @@ async fn failing_tests_keep_the_last_good_mart_and_history_keeps_versions() {
     assert_eq!(ws.stores.warehouse.get("marts/mart_trust_count.parquet").await.unwrap(), published);
     assert!(ws.stores.warehouse.list("marts/_staging/").await.unwrap().is_empty(), "no staged leftovers");
 
-    // Fixed: published again, the previous version kept in history.
+    // Fixed: published again; history keeps every published version (run ids sort by time),
+    // the failed build's none.
     project(&sql, "SELECT alliance, count(*) AS trusts, 1 AS version FROM stg_trusts GROUP BY alliance");
     assert!(build(&ws, &sql, None).await.succeeded());
     let history = ws.stores.warehouse.list("marts/_history/mart_trust_count/").await.unwrap();
-    assert_eq!(history.len(), 1);
+    assert_eq!(history.len(), 2);
     assert_eq!(ws.stores.warehouse.get(history[0].location.as_ref()).await.unwrap(), published);
+    assert_eq!(
+        ws.stores.warehouse.get(history[1].location.as_ref()).await.unwrap(),
+        ws.stores.warehouse.get("marts/mart_trust_count.parquet").await.unwrap()
+    );
     let now = mart(&ws, "mart_trust_count").await;
     assert!(now[0].column_by_name("version").is_some());
 }
