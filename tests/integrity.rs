@@ -107,6 +107,12 @@ async fn a_failed_intermediate_is_never_read_and_marts_on_its_inputs_hold_togeth
     assert!(reason.contains("int_trusts") && reason.contains("mart_a"), "{reason}");
     assert_eq!(store.get("marts/mart_b.parquet").await.unwrap(), before_b, "a held mart is not republished");
     assert!(store.list("marts/_staging/").await.unwrap().is_empty());
+    // Failed and held marts keep their last good version, which is still what the records say.
+    let all = pipelines();
+    let graph = transform::load_graph(&sql, &all).unwrap();
+    let verified = alliance_warehouse::integrity::verify::verify(store, &all, &graph).await.unwrap();
+    assert!(verified.clean(), "{:#?}", verified.findings);
+    assert!(verified.objects_checked >= 4, "{verified:?}");
     // Held is not done: the next run tries again.
     project(&sql, good_int, "trusts <= 10");
     let fixed = build(&ws, &sql, None).await;

@@ -101,9 +101,17 @@ pub async fn verify(warehouse: &Store, pipelines: &[Pipeline], graph: &Graph) ->
             Layer::Mart => publish::published_path(&m.name),
             _ => publish::model_path(&m.name),
         };
-        match states.get(&m.name).and_then(|s| s.object.as_ref()) {
-            Some(seal) => report.compare(warehouse, seal).await?,
-            None if m.layer == Layer::Mart && warehouse.head(&expected).await?.is_some() => {
+        let present = warehouse.head(&expected).await?.is_some();
+        match states.get(&m.name).map(|s| s.object.as_ref()) {
+            Some(Some(seal)) => report.compare(warehouse, seal).await?,
+            // Built before seals were recorded: presence only.
+            Some(None) => {
+                report.objects_unsealed += 1;
+                if !present {
+                    report.found(expected, SealState::Missing.describe());
+                }
+            }
+            None if m.layer == Layer::Mart && present => {
                 report.found(expected, "published but no successful build of it is recorded");
             }
             None => {}

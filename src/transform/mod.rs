@@ -219,7 +219,8 @@ pub async fn build(
             reports.push(report);
             continue;
         }
-        state::clear(warehouse, &m.name).await?;
+        // The recorded state stays until a new build succeeds: a failed or held model keeps its
+        // last good object, which the state's seal still describes.
         let span = info_span!("model", model = %m.name);
         let outcome = run::run_model(&ctx, warehouse, m, run_id, &props).instrument(span).await;
         let mut seal = None;
