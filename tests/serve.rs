@@ -31,7 +31,7 @@ struct Server {
 impl Server {
     fn start(dir: &Path, name: &str, args: &[&str]) -> Self {
         let log = dir.join(format!("{name}.log"));
-        let mut child = alliance_command(dir, &[&["serve", "--listen", "127.0.0.1:0"][..], args].concat())
+        let mut child = alliance_command(dir, &[&["--log-format", "json", "serve", "--listen", "127.0.0.1:0"][..], args].concat())
             .env("ALLIANCE_SERVE_TOKENS", tokens())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -47,7 +47,8 @@ impl Server {
         Self { uri: uri.to_string(), child: Some(child), log }
     }
 
-    /// Stops the server with SIGTERM and returns its log (it must exit cleanly).
+    /// Stops the server with SIGTERM and returns its log, one JSON object per line (it must exit
+    /// cleanly).
     fn stop(mut self) -> String {
         let mut child = self.child.take().unwrap();
         let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -82,6 +83,14 @@ fn adbc(mode: &str, uri: &str, extra: &[&str]) -> String {
     stdout
 }
 
+/// The server's per-query log lines.
+fn queries(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v| v["message"] == "query")
+        .collect()
+}
+
 fn hashes(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -113,13 +122,16 @@ fn flight_sql_clients_read_what_their_role_reads_and_nothing_writes() {
     assert!(out.contains("ok  mart_cwt_performance rows"), "{out}");
     let log = server.stop();
     assert!(!log.contains(ANALYST) && !log.contains(ENGINEER), "no token is ever logged:\n{log}");
-    let query_lines: Vec<&str> = log.lines().filter(|l| l.contains(" query ") || l.ends_with(" query")).collect();
+    let queries = queries(&log);
     for (role, outcome) in [("analyst", "ok"), ("analyst", "refused"), ("engineer", "ok"), ("engineer", "refused")] {
         assert!(
-            query_lines.iter().any(|l| l.contains(&format!("role=\"{role}\"")) && l.contains(&format!("outcome=\"{outcome}\""))),
-            "a {outcome} query of the {role} is logged:\n{log}"
+            queries.iter().any(|q| q["role"] == role && q["outcome"] == outcome),
+            "a query of the {role} with outcome {outcome} is logged:\n{log}"
         );
     }
+    let cwt = queries.iter().find(|q| q["sql"] == "SELECT * FROM mart_cwt_performance").expect("logged");
+    assert!(cwt["rows"].as_u64().unwrap() > 1000 && cwt["bytes"].as_u64().unwrap() > 0, "{cwt}");
+    assert!(cwt["seconds"].is_number(), "{cwt}");
     assert!(log.contains("unauthenticated"), "{log}");
     assert!(!dir.path().join("exported.csv").exists() && !dir.path().join("x").exists());
     assert_eq!(hashes(&warehouse), before, "the warehouse is byte-identical");
@@ -131,9 +143,8 @@ fn flight_sql_clients_read_what_their_role_reads_and_nothing_writes() {
     );
     adbc("limits", &limited.uri, &[]);
     let log = limited.stop();
-    for outcome in ["too_large", "timeout"] {
-        assert!(log.contains(&format!("outcome=\"{outcome}\"")), "{outcome}:\n{log}");
-    }
+    let outcomes: Vec<String> = queries(&log).iter().map(|q| q["outcome"].as_str().unwrap().to_string()).collect();
+    assert_eq!(outcomes, ["ok", "too_large", "too_large", "timeout"], "{log}");
 
     // TLS with a self-signed certificate for 127.0.0.1.
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));

@@ -144,7 +144,13 @@ pub fn credential(header: Option<&str>) -> Result<Vec<u8>> {
         return Ok(value.as_bytes().to_vec());
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
+        // Padded or not: Go's Flight client sends unpadded base64.
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = engine
             .decode(value)
             .map_err(|_| unauthenticated("the basic authorization header is not base64"))?;
         let Some(colon) = decoded.iter().position(|b| *b == b':') else {
@@ -205,7 +211,7 @@ mod tests {
         assert_eq!(tokens.authenticate(Some(&format!("bearer  {E} "))).unwrap(), Role::Engineer);
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("someone:{E}"));
         assert_eq!(tokens.authenticate(Some(&format!("Basic {basic}"))).unwrap(), Role::Engineer);
-        let no_user = base64::engine::general_purpose::STANDARD.encode(format!(":{A}"));
+        let no_user = base64::engine::general_purpose::STANDARD_NO_PAD.encode(format!(":{A}"));
         assert_eq!(tokens.authenticate(Some(&format!("Basic {no_user}"))).unwrap(), Role::Analyst);
         for bad in [None, Some(""), Some("Bearer"), Some("Bearer wrong-token-0123456789"), Some("Basic ???"), Some(A)]
         {

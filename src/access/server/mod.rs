@@ -170,8 +170,9 @@ pub async fn serve(job: JobContext, options: ServeOptions) -> Result<()> {
         query_timeout_secs = options.limits.query_timeout.as_secs(),
         "serving Flight SQL"
     );
+    let queries = QueryRuntime::new()?;
     println!("alliance serve listening on {scheme}://{local}");
-    let service = service::FlightSql::new(sessions, Arc::new(options.tokens), options.limits);
+    let service = service::FlightSql::new(sessions, queries.handle(), Arc::new(options.tokens), options.limits);
     // Results are streamed in pieces well under gRPC's usual 4 MiB message limit; requests are
     // small, so the server keeps tonic's default decoding limit.
     builder
@@ -181,6 +182,36 @@ pub async fn serve(job: JobContext, options: ServeOptions) -> Result<()> {
         .map_err(|e| serve_error(format!("transport: {e}")))?;
     tracing::info!(target: "alliance::serve", "stopped");
     Ok(())
+}
+
+/// The runtime queries plan and run on, apart from the one answering calls: a query whose
+/// operators keep their threads busy (a large cross join) cannot stop the server from answering
+/// or from timing the query out. Shut down in the background when dropped.
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn new() -> Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("alliance-query")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Serve { reason: format!("cannot start the query runtime: {e}") })?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0.as_ref().expect("runtime until dropped").handle().clone()
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

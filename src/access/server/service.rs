@@ -26,7 +26,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::datasource::TableType;
-use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{Stream, StreamExt};
 use prost::Message;
 use std::pin::Pin;
@@ -48,13 +47,16 @@ const LOGGED_SQL_CHARS: usize = 200;
 /// The Flight SQL service: tokens, one session per role, limits.
 pub struct FlightSql {
     sessions: Arc<Sessions>,
+    executor: tokio::runtime::Handle,
     tokens: Arc<Tokens>,
     limits: Limits,
     info: SqlInfoData,
 }
 
 impl FlightSql {
-    pub fn new(sessions: Arc<Sessions>, tokens: Arc<Tokens>, limits: Limits) -> Self {
+    /// A service over `sessions`; queries plan and run on `executor`, a runtime of their own, so
+    /// that a query keeping every thread busy cannot hold up other calls or the timeout.
+    pub fn new(sessions: Arc<Sessions>, executor: tokio::runtime::Handle, tokens: Arc<Tokens>, limits: Limits) -> Self {
         let mut info = SqlInfoDataBuilder::new();
         info.append(SqlInfo::FlightSqlServerName, "alliance-warehouse");
         info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -65,7 +67,7 @@ impl FlightSql {
         info.append(SqlInfo::FlightSqlServerTransaction, 0i32);
         info.append(SqlInfo::FlightSqlServerCancel, false);
         let info = info.build().expect("static SqlInfo values build");
-        Self { sessions, tokens, limits, info }
+        Self { sessions, executor, tokens, limits, info }
     }
 
     /// The caller's role, from its `authorization` header.
@@ -89,51 +91,75 @@ impl FlightSql {
         let (role, session) = self.session(request).await?;
         let started = Instant::now();
         let deadline = Deadline::now() + self.limits.query_timeout;
-        match self.plan(&session, sql, deadline).await {
-            Ok(df) => Ok(flight_schema(df.schema().as_arrow())),
-            Err(e) => {
-                let mut log = QueryLog::new(role, peer(request), sql, started, Arc::default());
-                log.finish(&e);
-                Err(status(&e))
-            }
-        }
+        let owned = sql.to_string();
+        let planned = self.executor.spawn(async move {
+            let df = session.plan(&owned).await?;
+            Ok::<_, Error>(flight_schema(df.schema().as_arrow()))
+        });
+        let _abort = AbortOnDrop(planned.abort_handle());
+        let outcome = match tokio::time::timeout_at(deadline, planned).await {
+            Err(_) => Err(self.timeout()),
+            Ok(Err(e)) => Err(Error::Serve { reason: format!("planning stopped: {e}") }),
+            Ok(Ok(result)) => result,
+        };
+        outcome.map_err(|e| {
+            QueryLog::new(role, peer(request), sql, started, Arc::default()).finish(&e);
+            status(&e)
+        })
     }
 
-    async fn plan(
-        &self,
-        session: &AccessSession,
-        sql: &str,
-        deadline: Deadline,
-    ) -> crate::Result<datafusion::prelude::DataFrame> {
-        let timeout = Error::QueryTimeout { seconds: self.limits.query_timeout.as_secs() };
-        tokio::time::timeout_at(deadline, session.plan(sql)).await.map_err(|_| timeout)?
+    fn timeout(&self) -> Error {
+        Error::QueryTimeout { seconds: self.limits.query_timeout.as_secs() }
     }
 
-    /// Runs `sql` for the caller and streams its result under the limits.
+    /// Runs `sql` for the caller and streams its result under the limits. The query plans and
+    /// runs on the query runtime and sends its batches through a small channel; this side waits
+    /// on the channel with the deadline, so a query that keeps its threads busy still times out,
+    /// and dropping the result (client gone, limit, timeout) aborts the query's task.
     async fn execute<T>(&self, request: &Request<T>, sql: String) -> Result<Response<DoGetStream>, Status> {
         let (role, session) = self.session(request).await?;
         let started = Instant::now();
         let deadline = Deadline::now() + self.limits.query_timeout;
         let rows = Arc::new(AtomicU64::new(0));
         let mut log = QueryLog::new(role, peer(request), &sql, started, rows.clone());
-        let timeout = Error::QueryTimeout { seconds: self.limits.query_timeout.as_secs() };
-        let planned = async {
-            let df = self.plan(&session, &sql, deadline).await?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let stream = tokio::time::timeout_at(deadline, df.execute_stream())
-                .await
-                .map_err(|_| timeout)?
-                .map_err(|e| Error::Query { reason: e.to_string() })?;
-            Ok::<_, Error>((schema, stream))
-        };
-        let (schema, stream) = match planned.await {
-            Ok(planned) => planned,
-            Err(e) => {
-                log.finish(&e);
-                return Err(status(&e));
+        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel::<Result<SchemaRef, Error>>();
+        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, Error>>(2);
+        let task = self.executor.spawn(async move {
+            let started = async {
+                let df = session.plan(&sql).await?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let stream = df.execute_stream().await.map_err(|e| Error::Query { reason: e.to_string() })?;
+                Ok::<_, Error>((schema, stream))
+            };
+            let mut stream = match started.await {
+                Ok((schema, stream)) => {
+                    let _ = schema_tx.send(Ok(schema));
+                    stream
+                }
+                Err(e) => {
+                    let _ = schema_tx.send(Err(e));
+                    return;
+                }
+            };
+            while let Some(item) = stream.next().await {
+                let item = item.map_err(|e| Error::Query { reason: e.to_string() });
+                let failed = item.is_err();
+                if batch_tx.send(item).await.is_err() || failed {
+                    break;
+                }
             }
+        });
+        let abort = AbortOnDrop(task.abort_handle());
+        let schema = match tokio::time::timeout_at(deadline, schema_rx).await {
+            Err(_) => Err(self.timeout()),
+            Ok(Err(_)) => Err(Error::Serve { reason: "the query stopped before it started".into() }),
+            Ok(Ok(result)) => result,
         };
-        let batches = limit_rows(stream, deadline, self.limits, rows);
+        let schema = schema.map_err(|e| {
+            log.finish(&e);
+            status(&e)
+        })?;
+        let batches = limit_rows(batch_rx, abort, deadline, self.limits, rows);
         let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches);
         Ok(Response::new(limit_bytes(encoded, self.limits, log)))
     }
@@ -208,21 +234,32 @@ fn batch_stream(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGe
     Ok(Response::new(Box::pin(stream)))
 }
 
-/// The batches of a query, stopped with an error past the row limit or the deadline.
+/// Aborts a query's task when the result is dropped (finished, failed or abandoned).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The batches of a query from its task, stopped with an error past the row limit or the
+/// deadline.
 fn limit_rows(
-    inner: SendableRecordBatchStream,
+    receiver: tokio::sync::mpsc::Receiver<Result<RecordBatch, Error>>,
+    task: AbortOnDrop,
     deadline: Deadline,
     limits: Limits,
     rows: Arc<AtomicU64>,
 ) -> impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static {
-    futures::stream::unfold(Some(inner), move |state| {
+    futures::stream::unfold(Some((receiver, task)), move |state| {
         let rows = rows.clone();
         async move {
-            let mut inner = state?;
-            let item = match tokio::time::timeout_at(deadline, inner.next()).await {
+            let (mut receiver, task) = state?;
+            let item = match tokio::time::timeout_at(deadline, receiver.recv()).await {
                 Err(_) => Err(Error::QueryTimeout { seconds: limits.query_timeout.as_secs() }),
                 Ok(None) => return None,
-                Ok(Some(Err(e))) => Err(Error::Query { reason: e.to_string() }),
+                Ok(Some(Err(e))) => Err(e),
                 Ok(Some(Ok(batch))) => {
                     let total = rows.load(Ordering::Relaxed) + batch.num_rows() as u64;
                     if total > limits.max_rows {
@@ -234,7 +271,7 @@ fn limit_rows(
                 }
             };
             match item {
-                Ok(batch) => Some((Ok(batch), Some(inner))),
+                Ok(batch) => Some((Ok(batch), Some((receiver, task)))),
                 Err(e) => Some((Err(FlightError::Tonic(Box::new(status(&e)))), None)),
             }
         }
