@@ -122,14 +122,14 @@ fn flight_sql_clients_read_what_their_role_reads_and_nothing_writes() {
     assert!(out.contains("ok  mart_cwt_performance rows"), "{out}");
     let log = server.stop();
     assert!(!log.contains(ANALYST) && !log.contains(ENGINEER), "no token is ever logged:\n{log}");
-    let queries = queries(&log);
+    let logged = queries(&log);
     for (role, outcome) in [("analyst", "ok"), ("analyst", "refused"), ("engineer", "ok"), ("engineer", "refused")] {
         assert!(
-            queries.iter().any(|q| q["role"] == role && q["outcome"] == outcome),
+            logged.iter().any(|q| q["role"] == role && q["outcome"] == outcome),
             "a query of the {role} with outcome {outcome} is logged:\n{log}"
         );
     }
-    let cwt = queries.iter().find(|q| q["sql"] == "SELECT * FROM mart_cwt_performance").expect("logged");
+    let cwt = logged.iter().find(|q| q["sql"] == "SELECT * FROM mart_cwt_performance").expect("logged");
     assert!(cwt["rows"].as_u64().unwrap() > 1000 && cwt["bytes"].as_u64().unwrap() > 0, "{cwt}");
     assert!(cwt["seconds"].is_number(), "{cwt}");
     assert!(log.contains("unauthenticated"), "{log}");
