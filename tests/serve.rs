@@ -31,13 +31,14 @@ struct Server {
 impl Server {
     fn start(dir: &Path, name: &str, args: &[&str]) -> Self {
         let log = dir.join(format!("{name}.log"));
-        let mut child = alliance_command(dir, &[&["--log-format", "json", "serve", "--listen", "127.0.0.1:0"][..], args].concat())
-            .env("ALLIANCE_SERVE_TOKENS", tokens())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("alliance serve starts");
+        let mut child =
+            alliance_command(dir, &[&["--log-format", "json", "serve", "--listen", "127.0.0.1:0"][..], args].concat())
+                .env("ALLIANCE_SERVE_TOKENS", tokens())
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("alliance serve starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let Some(uri) = line.trim().strip_prefix("alliance serve listening on ") else {
@@ -136,11 +137,8 @@ fn flight_sql_clients_read_what_their_role_reads_and_nothing_writes() {
     assert!(!dir.path().join("exported.csv").exists() && !dir.path().join("x").exists());
     assert_eq!(hashes(&warehouse), before, "the warehouse is byte-identical");
 
-    let limited = Server::start(
-        dir.path(),
-        "limits",
-        &["--max-rows", "1000", "--max-bytes", "200000", "--query-timeout", "3"],
-    );
+    let limited =
+        Server::start(dir.path(), "limits", &["--max-rows", "1000", "--max-bytes", "200000", "--query-timeout", "3"]);
     adbc("limits", &limited.uri, &[]);
     let log = limited.stop();
     let outcomes: Vec<String> = queries(&log).iter().map(|q| q["outcome"].as_str().unwrap().to_string()).collect();

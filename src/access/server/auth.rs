@@ -20,7 +20,7 @@ use crate::access::Role;
 use crate::error::{Error, Result};
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use subtle::{ConstantTimeEq, ConditionallySelectable};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// The environment variable holding the tokens.
 pub const TOKENS_ENV: &str = "ALLIANCE_SERVE_TOKENS";
@@ -136,7 +136,9 @@ impl Tokens {
 pub fn credential(header: Option<&str>) -> Result<Vec<u8>> {
     let unauthenticated = |reason: &str| Error::Unauthenticated { reason: reason.into() };
     let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or_else(|| {
-        unauthenticated("no authorization header: send 'authorization: Bearer TOKEN' or basic auth with the token as password")
+        unauthenticated(
+            "no authorization header: send 'authorization: Bearer TOKEN' or basic auth with the token as password",
+        )
     })?;
     let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
     let value = value.trim();
@@ -150,9 +152,8 @@ pub fn credential(header: Option<&str>) -> Result<Vec<u8>> {
             base64::engine::GeneralPurposeConfig::new()
                 .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
         );
-        let decoded = engine
-            .decode(value)
-            .map_err(|_| unauthenticated("the basic authorization header is not base64"))?;
+        let decoded =
+            engine.decode(value).map_err(|_| unauthenticated("the basic authorization header is not base64"))?;
         let Some(colon) = decoded.iter().position(|b| *b == b':') else {
             return Err(unauthenticated("the basic authorization header is not user:password"));
         };
@@ -213,8 +214,7 @@ mod tests {
         assert_eq!(tokens.authenticate(Some(&format!("Basic {basic}"))).unwrap(), Role::Engineer);
         let no_user = base64::engine::general_purpose::STANDARD_NO_PAD.encode(format!(":{A}"));
         assert_eq!(tokens.authenticate(Some(&format!("Basic {no_user}"))).unwrap(), Role::Analyst);
-        for bad in [None, Some(""), Some("Bearer"), Some("Bearer wrong-token-0123456789"), Some("Basic ???"), Some(A)]
-        {
+        for bad in [None, Some(""), Some("Bearer"), Some("Bearer wrong-token-0123456789"), Some("Basic ???"), Some(A)] {
             let e = tokens.authenticate(bad).unwrap_err();
             assert!(matches!(e, Error::Unauthenticated { .. }), "{bad:?}: {e}");
             assert!(!e.to_string().contains(A), "{e}");

@@ -16,7 +16,10 @@
 //! - **How.** `GetFlightInfo` checks and plans a statement and returns its schema with one ticket
 //!   that carries the SQL itself (no state is kept between calls); `DoGet` authenticates again and
 //!   checks and plans the SQL again for the caller's role, so a ticket grants nothing by itself.
-//!   Prepared statements are supported without parameters; their handle is the SQL.
+//!   Prepared statements are supported without parameters; their handle is the SQL. Updates and
+//!   bulk ingest (`DoPut`) are refused like write statements. Queries plan and run on a runtime
+//!   of their own, so one that keeps its threads busy cannot stop the server from answering
+//!   others or from timing it out.
 //! - **Limits.** A result streams batch by batch and stops with an error (`RESOURCE_EXHAUSTED`)
 //!   when it passes `--max-rows` rows or `--max-bytes` bytes of Arrow IPC data; a query (planning
 //!   and streaming) that takes longer than `--query-timeout` is cancelled (`DEADLINE_EXCEEDED`).
