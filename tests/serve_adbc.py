@@ -171,6 +171,8 @@ def limits(uri, analyst, engineer):
     message = refused(uri, engineer, "SELECT repeat('x', 1000) AS s FROM range(500)")
     check("more bytes than --max-bytes",
           message is not None and "more than 200000 bytes (--max-bytes)" in message, message)
+    # Minutes of work that keeps its threads busy: the error comes at the deadline all the same
+    # (the test stops the server right after).
     message = refused(uri, analyst, "SELECT sum(a.value * b.value) AS s FROM range(100000) a, range(100000) b")
     check("slower than --query-timeout", message is not None and "longer than 3 s (--query-timeout)" in message,
           message)
