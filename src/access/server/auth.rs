@@ -52,7 +52,12 @@ fn config_error(reason: impl Into<String>) -> Error {
 impl Tokens {
     /// Reads the tokens from [`TOKENS_ENV`].
     pub fn from_env() -> Result<Self> {
-        let text = std::env::var(TOKENS_ENV).unwrap_or_default();
+        Self::from_value(std::env::var(TOKENS_ENV).ok().as_deref())
+    }
+
+    /// The tokens from the variable's value (`None` when it is not set).
+    pub fn from_value(value: Option<&str>) -> Result<Self> {
+        let text = value.unwrap_or_default();
         if text.trim().is_empty() {
             return Err(Error::MissingSecret {
                 var: TOKENS_ENV.into(),
@@ -61,7 +66,7 @@ impl Tokens {
                     .into(),
             });
         }
-        Self::parse(&text)
+        Self::parse(text)
     }
 
     /// Parses `role=token[,role=token…]`. Errors name the entry's position and role, never the
@@ -198,11 +203,15 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_variable_is_a_clear_startup_error() {
-        // `from_env` turns an unset or blank variable into this error; the parser refuses a list
-        // with no entries (checked on the text, so the test leaves the process environment alone).
-        let missing = Error::MissingSecret { var: TOKENS_ENV.into(), purpose: String::new() }.to_string();
-        assert!(missing.contains("ALLIANCE_SERVE_TOKENS is not set"), "{missing}");
-        assert!(Tokens::parse("").is_err() && Tokens::parse(" , ").is_err());
+        for value in [None, Some(""), Some("  ")] {
+            let e = Tokens::from_value(value).unwrap_err();
+            assert!(matches!(e, Error::MissingSecret { .. }), "{value:?}: {e}");
+            let message = e.to_string();
+            assert!(message.contains("ALLIANCE_SERVE_TOKENS is not set"), "{message}");
+            assert!(message.contains("analyst=TOKEN1,engineer=TOKEN2"), "says what to set: {message}");
+        }
+        assert!(Tokens::parse(" , ").is_err());
+        assert_eq!(Tokens::from_value(Some(&format!("engineer={E}"))).unwrap().count(Role::Engineer), 1);
     }
 
     #[test]
