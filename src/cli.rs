@@ -185,7 +185,7 @@ auth with any user name and the token as password. Each token's role sees what `
 --role ROLE` sees, read-only.
 Python: adbc_driver_flightsql.dbapi.connect(\"grpc://127.0.0.1:50051\",
         db_kwargs={\"adbc.flight.sql.authorization_header\": \"Bearer TOKEN\"})
-JDBC:   jdbc:arrow-flight-sql://127.0.0.1:50051?useEncryption=false&token=TOKEN";
+JDBC:   jdbc:arrow-flight-sql://127.0.0.1:50051/?useEncryption=false&token=TOKEN";
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
