@@ -23,7 +23,7 @@ ALLIANCE_PSEUDO_KEY := $(shell mkdir -p .local && { test -s .local/pseudo.key ||
 endif
 export ALLIANCE_PSEUDO_KEY
 
-.PHONY: shell docs report help build demo seed generate ingest marts run query status schedule validate serve test lint fmt bench tools clean-data clean
+.PHONY: shell docs report help build demo seed generate ingest marts run query status verify schedule validate serve test lint fmt bench tools clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ query: build ## Read-only SQL over the marts (ROLE=engineer: also models and sta
 
 status: build ## Last runs, the warehouse lock, waiting landing files and when each pipeline is due
 	$(ALLIANCE) status
+
+verify: build ## Check every manifest, staging object, model and mart against what the pipeline recorded (exit 6 on a difference)
+	$(ALLIANCE) verify
 
 schedule: build ## Run pipelines on their cron schedules and when new files land, until Ctrl-C/SIGTERM
 	$(ALLIANCE) schedule

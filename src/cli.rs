@@ -122,6 +122,14 @@ pub enum Command {
         #[arg(long, default_value = "site/report.html")]
         out: PathBuf,
     },
+    /// Check every manifest, staging object, intermediate model and published mart against the
+    /// sizes and content hashes recorded when the pipeline wrote them (like `git fsck`). Exit
+    /// code 6 on any difference.
+    Verify {
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the last runs, the lock, pending landing files and when each pipeline is due.
     Status {
         /// How many recent runs to show.
@@ -270,7 +278,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if rejected && *fail_on_reject { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
         Command::Build { select, force, json } => {
-            let build = crate::transform::BuildOptions { select: select.clone(), force: *force };
+            let build = crate::transform::BuildOptions { select: select.clone(), force: *force, ..Default::default() };
             let spec = JobSpec { trigger: "manual".into(), command: "build".into(), ingest: None, build: Some(build) };
             let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
             Ok(if report_build(&mut outcome, *json)? { ExitCode::SUCCESS } else { ExitCode::from(4) })
@@ -290,6 +298,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (true, true) => ExitCode::from(3),
                 (true, false) => ExitCode::SUCCESS,
             })
+        }
+        Command::Verify { json } => {
+            let ctx = job_context(&cli, &env)?;
+            let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
+            let report = crate::integrity::verify::verify(&ctx.stores.warehouse, &ctx.pipelines, &graph).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for f in &report.findings {
+                    println!("DIFFERS  {}: {}", f.object, f.problem);
+                }
+                println!(
+                    "{} manifests, {} objects checked byte for byte ({} without a recorded seal: presence only): {}",
+                    report.manifests_checked,
+                    report.objects_checked,
+                    report.objects_unsealed,
+                    if report.clean() {
+                        "all as recorded".to_string()
+                    } else {
+                        format!("{} differences", report.findings.len())
+                    }
+                );
+            }
+            Ok(if report.clean() { ExitCode::SUCCESS } else { ExitCode::from(6) })
         }
         Command::Status { runs } => {
             let ctx = job_context(&cli, &env)?;
@@ -428,6 +460,9 @@ pub fn print_build(report: &crate::transform::BuildReport) {
         for t in m.tests.iter().filter(|t| !t.passed) {
             println!("    test {} failed on {} rows, e.g.:\n{}", t.test, t.failing_rows, t.sample);
         }
+    }
+    for t in &report.tampered {
+        println!("{} {}: {}; {}", t.model, t.object, t.found.describe(), t.action);
     }
 }
 
