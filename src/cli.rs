@@ -87,6 +87,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "analyst")]
         role: crate::access::Role,
     },
+    /// Serve the warehouse read-only over Arrow Flight SQL (ADBC, JDBC, ODBC clients), to holders
+    /// of the bearer tokens in ALLIANCE_SERVE_TOKENS, each token with its role.
+    #[command(after_help = SERVE_HELP)]
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the address is printed at startup).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// TLS certificate chain (PEM); with --tls-key, clients connect with grpc+tls://.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Most rows one result sends; a larger result stops with an error.
+        #[arg(long, default_value_t = crate::access::server::DEFAULT_MAX_ROWS)]
+        max_rows: u64,
+        /// Most bytes (Arrow IPC) one result sends; a larger result stops with an error.
+        #[arg(long, default_value_t = crate::access::server::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
+        /// Seconds a query may take (planning and sending); a slower one is cancelled.
+        #[arg(long, default_value_t = crate::access::server::DEFAULT_QUERY_TIMEOUT_SECS)]
+        query_timeout: u64,
+    },
     /// Write the catalogue (pipelines, models, marts, columns, tests, lineage, last runs) as HTML.
     Docs {
         /// Output file.
@@ -161,6 +184,16 @@ Who sees what (read-only for everyone: no COPY, CREATE, INSERT, SET or file path
                    some of them patient-level
 CSV output (query --format csv, shell .format csv) prefixes text cells starting with = + - @
 tab or CR with ' so spreadsheets do not run them as formulas (query --raw turns this off).";
+
+/// Tokens and clients, for `serve --help`.
+const SERVE_HELP: &str = "\
+Tokens: ALLIANCE_SERVE_TOKENS=\"analyst=TOKEN1,engineer=TOKEN2\" (one role per token, several tokens
+per role allowed, each at least 16 characters). Clients send 'authorization: Bearer TOKEN', or basic
+auth with any user name and the token as password. Each token's role sees what `alliance query
+--role ROLE` sees, read-only.
+Python: adbc_driver_flightsql.dbapi.connect(\"grpc://127.0.0.1:50051\",
+        db_kwargs={\"adbc.flight.sql.authorization_header\": \"Bearer TOKEN\"})
+JDBC:   jdbc:arrow-flight-sql://127.0.0.1:50051/?useEncryption=false&token=TOKEN";
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
@@ -317,6 +350,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shell { role } => {
             let session = AccessSession::open(&job_context(&cli, &env)?, *role, "alliance shell").await?;
             crate::access::shell::run_shell(session).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen, tls_cert, tls_key, max_rows, max_bytes, query_timeout } => {
+            use crate::access::server::{serve, Limits, ServeOptions, TlsFiles, Tokens};
+            let tokens = Tokens::from_env()?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+                _ => None,
+            };
+            let limits = Limits {
+                max_rows: *max_rows,
+                max_bytes: *max_bytes,
+                query_timeout: std::time::Duration::from_secs(*query_timeout),
+            };
+            serve(job_context(&cli, &env)?, ServeOptions { listen: *listen, tls, limits, tokens }).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Docs { out } => {
