@@ -21,6 +21,7 @@ pub mod parquet_source;
 pub mod parse;
 pub mod plausibility;
 pub mod records;
+pub mod repair;
 pub mod revision_guard;
 pub mod source;
 mod staged;
@@ -152,6 +153,7 @@ impl Ingestor {
             info!("pipeline definition changed since the last run: re-reading every file");
         }
         let force = options.force || definition_changed;
+        let damaged = repair::damaged_files(&self.stores.warehouse, &p.table, &manifest).await?;
         info!(files = candidates.len(), "pipeline start");
         let mut files = Vec::with_capacity(candidates.len());
         let bar = crate::logging::progress(candidates.len() as u64, &p.name);
@@ -160,8 +162,9 @@ impl Ingestor {
             bar.set_message(path.clone());
             let span = info_span!("file", file = %path);
             let accept = options.accept_revisions.iter().any(|a| revision_guard::names_file(a, &path));
+            let reread = force || damaged.contains(&path);
             let report =
-                self.file(p, &meta, &mut manifest, force, accept, pseudonymiser.clone()).instrument(span).await?;
+                self.file(p, &meta, &mut manifest, reread, accept, pseudonymiser.clone()).instrument(span).await?;
             files.push(report);
             bar.inc(1);
         }
@@ -518,12 +521,12 @@ pub(crate) enum Settled {
 const STAGING_FORMAT: &str = "2";
 
 /// Identity of a pipeline's definition: the SHA-256 of its file (or of its parsed form when it
-/// was not read from a file), plus the tool's version, whose parsing rules it relies on, and the
-/// [`STAGING_FORMAT`].
+/// was not read from a file), plus the build identity of the ingest code, whose parsing rules it
+/// relies on ([`crate::code_identity`]), and the [`STAGING_FORMAT`].
 pub fn pipeline_fingerprint(p: &Pipeline) -> String {
     let definition = std::fs::read(&p.file).unwrap_or_else(|_| format!("{p:?}").into_bytes());
     let mut hasher = Sha256::new();
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.update(crate::code_identity::CodeIdentity::compiled().ingest.as_bytes());
     hasher.update(STAGING_FORMAT.as_bytes());
     hasher.update(&definition);
     hex::encode(hasher.finalize())

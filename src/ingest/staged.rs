@@ -82,6 +82,11 @@ impl Ingestor {
             let target = final_path(&o.path);
             warehouse.copy(&o.path, &target).await?;
             warehouse.delete(&o.path).await?;
+            // The seal names the object where it stays: same bytes, its own path and ETag.
+            o.seal = Some(match o.seal.take() {
+                Some(s) => crate::integrity::seal_with_hash(warehouse, &target, s.size, s.blake3).await?,
+                None => crate::integrity::seal(warehouse, &target).await?,
+            });
             o.path = target;
         }
         if let Some(q) = loaded.quarantine.take() {

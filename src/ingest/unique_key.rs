@@ -214,6 +214,7 @@ pub(crate) async fn deduplicate(
             Place::New(i) => {
                 rewrite_without(store, &loaded.outputs[i].path, &rows, props).await?;
                 loaded.outputs[i].rows -= removed;
+                loaded.outputs[i].seal = Some(crate::integrity::seal(store, &loaded.outputs[i].path).await?);
                 let quarantine = format!("{pending}/quarantine.parquet");
                 let existing = loaded.quarantine.take();
                 loaded.quarantine =
@@ -238,7 +239,11 @@ pub(crate) async fn deduplicate(
                     .unwrap_or_else(|| format!("quarantine/{}/{}.parquet", p.name, super::slug(landing_path)));
                 let had = record.quarantine.is_some();
                 record.quarantine = append_quarantine(store, &quarantine, had, &url, run_id, props, rejected).await?;
-                record.outputs.iter_mut().filter(|o| &o.path == path).for_each(|o| o.rows -= removed);
+                let seal = crate::integrity::seal(store, path).await?;
+                for o in record.outputs.iter_mut().filter(|o| &o.path == path) {
+                    o.rows -= removed;
+                    o.seal = Some(seal.clone());
+                }
                 record.counts.rows_written -= removed;
                 record.counts.rows_quarantined += removed;
                 if record.outputs.iter().any(|o| &o.path == path && o.rows == 0) {
