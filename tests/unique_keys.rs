@@ -52,6 +52,9 @@ async fn repeated_keys_keep_the_latest_row_and_quarantine_the_rest() {
         reasons,
         [("2".to_string(), expected.to_string(), "P1".to_string()), ("4".into(), expected.into(), "P1".into())]
     );
+    // Seals follow the objects copied into place: the next run re-reads nothing.
+    let reports = ws.ingest(&only(&["trust_pathways_ral"])).await;
+    assert_eq!(reports[0].files[0].outcome, FileOutcome::Unchanged);
     // Re-reading the same file (a changed definition, --force) gives the same staging.
     ws.try_ingest(&only(&["trust_pathways_ral"]), true).await.unwrap();
     assert_eq!(ws.rows("trust_pathways_ral").await, 3);
@@ -156,4 +159,7 @@ async fn across_the_files_of_one_month_the_latest_row_of_a_key_is_kept() {
         .collect();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("duplicate of source row 2 of b.csv")), "{reasons:?}");
+    // The rewritten object carries a fresh seal: the next run finds nothing to repair or re-read.
+    let reports = ingest().await;
+    assert!(reports[0].files.iter().all(|f| f.outcome == FileOutcome::Unchanged), "{:?}", reports[0].files);
 }
