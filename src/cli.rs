@@ -1,8 +1,10 @@
 //! Command-line interface. `anyhow` is used only here, at the top; the library returns typed
 //! errors.
 //!
-//! Exit codes: 0 success; 1 the run failed (I/O, object store, internal); 2 configuration or
-//! validation error; 3 the run finished but rejected files (only with `--fail-on-reject`);
+//! Exit codes: 0 success (also when some files were rejected or skipped: each is the file's
+//! outcome, recorded with its reason, and the marts are built from what loaded); 1 the run failed
+//! (I/O, object store, internal); 2 configuration or validation error; 3 the run finished but
+//! rejected or skipped files (only with `--fail-on-reject`);
 //! 4 a model failed or its data tests failed (nothing of it was published); 5 another run holds
 //! the warehouse lock.
 
@@ -114,7 +116,7 @@ pub enum Command {
     },
     /// Ingest, then build every model: the whole job.
     Run {
-        /// Exit with code 3 if any file was rejected.
+        /// Exit with code 3 if any file was rejected or skipped (otherwise 0: rejections are recorded, not failures).
         #[arg(long)]
         fail_on_reject: bool,
     },
@@ -126,7 +128,7 @@ pub enum Command {
         /// Re-ingest files even if unchanged.
         #[arg(long)]
         force: bool,
-        /// Exit with code 3 if any file was rejected.
+        /// Exit with code 3 if any file was rejected or skipped (otherwise 0: rejections are recorded, not failures).
         #[arg(long)]
         fail_on_reject: bool,
         /// Print the run report as JSON on stdout.
@@ -345,7 +347,7 @@ fn report_ingest(outcome: &mut JobOutcome, json: bool) -> anyhow::Result<bool> {
     } else {
         print_summary(&outcome.record.run_id, &reports, outcome.record.seconds);
     }
-    Ok(reports.iter().flat_map(|r| &r.files).any(|f| matches!(f.outcome, FileOutcome::Rejected(_))))
+    Ok(reports.iter().flat_map(|r| &r.files).any(|f| f.outcome.is_refused()))
 }
 
 /// Prints the build part of a job; returns whether it succeeded.
@@ -399,16 +401,21 @@ pub fn print_summary(run_id: &str, reports: &[PipelineReport], seconds: f64) {
             r.files.len(),
             count(|o| *o == FileOutcome::Loaded),
             count(|o| *o == FileOutcome::Unchanged),
-            count(|o| matches!(o, FileOutcome::Rejected(_))),
+            count(FileOutcome::is_refused),
             t.rows_in,
             t.rows_written,
             t.rows_quarantined,
             t.rows_dropped
         );
         for f in &r.files {
-            if let FileOutcome::Rejected(reason) = &f.outcome {
-                println!("    rejected {}: {reason}", f.path);
+            match &f.outcome {
+                FileOutcome::Rejected(reason) => println!("    rejected {}: {reason}", f.path),
+                FileOutcome::Skipped(reason) => println!("    skipped {}: {reason}", f.path),
+                _ => {}
             }
+        }
+        for m in &r.near_misses {
+            println!("    not read {}: {}", m.path, m.reason);
         }
     }
 }

@@ -26,6 +26,59 @@ pub struct Environment {
     /// Locking, scheduling and retries.
     #[serde(default)]
     pub operations: OperationsSettings,
+    /// Bounds on what one landing file may make the reader hold.
+    #[serde(default)]
+    pub limits: LimitSettings,
+}
+
+/// Bounds on reading one landing file (`[limits]`). A file over a bound is rejected whole with a
+/// reason naming the bound; each is checked while reading, before the data is held in memory, so
+/// a hostile file costs at most about the bound.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest uncompressed worksheet (or shared-strings part) of an XLSX workbook, in bytes
+    /// (default 256 MiB). Checked against the zip central directory before the sheet is
+    /// decompressed, and while it is.
+    #[serde(default = "LimitSettings::default_max_xlsx_sheet_bytes")]
+    pub max_xlsx_sheet_bytes: u64,
+    /// Largest ratio of uncompressed to compressed size of a workbook part over 1 MiB (default
+    /// 200): more is a zip bomb, not a spreadsheet.
+    #[serde(default = "LimitSettings::default_max_xlsx_zip_ratio")]
+    pub max_xlsx_zip_ratio: u64,
+    /// Longest field of a delimited text file or cell of a workbook, in bytes (default 1 MiB).
+    #[serde(default = "LimitSettings::default_max_field_bytes")]
+    pub max_field_bytes: usize,
+    /// Longest line (record) of a delimited text file, in bytes (default 4 MiB); the title and
+    /// header lines too.
+    #[serde(default = "LimitSettings::default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+impl LimitSettings {
+    fn default_max_xlsx_sheet_bytes() -> u64 {
+        256 << 20
+    }
+    fn default_max_xlsx_zip_ratio() -> u64 {
+        200
+    }
+    fn default_max_field_bytes() -> usize {
+        1 << 20
+    }
+    fn default_max_line_bytes() -> usize {
+        4 << 20
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_xlsx_sheet_bytes: Self::default_max_xlsx_sheet_bytes(),
+            max_xlsx_zip_ratio: Self::default_max_xlsx_zip_ratio(),
+            max_field_bytes: Self::default_max_field_bytes(),
+            max_line_bytes: Self::default_max_line_bytes(),
+        }
+    }
 }
 
 /// Locking, scheduling and retries.
@@ -210,6 +263,10 @@ impl Environment {
         }
         if env.ingest.batch_rows == 0 || env.ingest.row_group_rows == 0 {
             return Err(Error::config(&path, "ingest batch_rows and row_group_rows must be > 0"));
+        }
+        let l = &env.limits;
+        if l.max_xlsx_sheet_bytes == 0 || l.max_xlsx_zip_ratio == 0 || l.max_field_bytes == 0 || l.max_line_bytes == 0 {
+            return Err(Error::config(&path, "every [limits] value must be > 0"));
         }
         Ok(env)
     }

@@ -11,6 +11,7 @@
 
 use super::nhs::Pseudonymiser;
 use super::parse::{arrow_type, ColumnParser, NullTokens};
+use super::redact;
 use super::source::{header_key, RawBatch, SourceHeader};
 use crate::config::pipeline::{ColumnSpec, ColumnType, DerivedFrom, DerivedSpec, Pipeline};
 use crate::error::{Error, Result};
@@ -103,10 +104,10 @@ impl Normaliser {
                     std::iter::once(&spec.name).chain(spec.aliases.iter()).map(|n| header_key(n)).collect();
                 let hits: Vec<usize> = (0..keys.len()).filter(|i| wanted.contains(&keys[*i])).collect();
                 if hits.len() > 1 {
-                    let names: Vec<&str> = hits.iter().map(|i| header.names[*i].as_str()).collect();
+                    let names: Vec<String> = hits.iter().map(|i| header.names[*i].clone()).collect();
                     return Err(Error::source_file(
                         file,
-                        format!("column '{}' matches several headers: {names:?}", spec.name),
+                        format!("column '{}' matches several headers: {}", spec.name, redact::header_names(&names)),
                     ));
                 }
                 hits.first().copied()
@@ -127,7 +128,11 @@ impl Normaliser {
         if !missing.is_empty() {
             return Err(Error::source_file(
                 file,
-                format!("missing required column(s) {}; headers found: {:?}", missing.join(", "), header.names),
+                format!(
+                    "missing required column(s) {}; headers found: {}",
+                    missing.join(", "),
+                    redact::header_names(&header.names)
+                ),
             ));
         }
         let mut derived = Vec::with_capacity(p.derived.len());
@@ -214,8 +219,12 @@ impl Normaliser {
             let parsed = c.parser.parse(input);
             for r in parsed.rejections {
                 bad[r.row] = true;
+                // Never an NHS number, nor anything that could be one (a digit run in the wrong
+                // column), nor more than a short excerpt.
                 let value = (c.spec.kind != ColumnType::NhsNumber && !input.is_null(r.row))
-                    .then(|| input.value(r.row).to_string());
+                    .then(|| input.value(r.row))
+                    .filter(|v| !redact::could_be_identifier(v))
+                    .map(|v| v.chars().take(redact::MAX_NAME_CHARS * 4).collect());
                 rejected.push(self.reject(raw, &keep, r.row, c, r.reason, value));
             }
             arrays.push(parsed.array);
@@ -294,7 +303,8 @@ fn derive_value(p: &Pipeline, d: &DerivedSpec, file: &str, header: &SourceHeader
         None => text.trim().to_string(),
         Some(pattern) => {
             let re = regex::Regex::new(pattern).map_err(|e| fail(e.to_string()))?;
-            let caps = re.captures(&text).ok_or_else(|| fail(format!("'{text}' does not match {pattern}")))?;
+            let caps =
+                re.captures(&text).ok_or_else(|| fail(format!("{} does not match {pattern}", redact::excerpt(&text))))?;
             caps.name("value").or_else(|| caps.get(1)).map(|m| m.as_str().trim().to_string()).unwrap_or_default()
         }
     };
