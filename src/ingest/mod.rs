@@ -18,6 +18,7 @@
 pub mod dates;
 pub mod fetch;
 pub mod landing;
+pub mod limits;
 pub mod manifest;
 pub mod nhs;
 pub mod normalise;
@@ -397,14 +398,14 @@ impl Ingestor {
                     Some(file) => tokio::task::spawn_blocking(move || fetch::read_local_hashed(&file, &url, chunk_tx)),
                     None => tokio::spawn(fetch::stream_hashed(store, location, url, chunk_tx)),
                 });
-                let (file, spec) = (file_url.to_string(), p.source.clone());
-                tokio::task::spawn_blocking(move || text::read_text(&file, &spec, batch_rows, chunk_rx, tx));
+                let (file, spec, limits) = (file_url.to_string(), p.source.clone(), self.env.limits.clone());
+                tokio::task::spawn_blocking(move || text::read_text(&file, &spec, batch_rows, &limits, chunk_rx, tx));
             }
             Format::Xlsx => {
                 let bytes = self.stores.landing.get(&path).await?;
                 content_hash = Some(fetch::content_hash(&bytes));
-                let (file, spec) = (file_url.to_string(), p.source.clone());
-                tokio::task::spawn_blocking(move || xlsx::read_xlsx(&file, &spec, batch_rows, bytes, tx));
+                let (file, spec, limits) = (file_url.to_string(), p.source.clone(), self.env.limits.clone());
+                tokio::task::spawn_blocking(move || xlsx::read_xlsx(&file, &spec, batch_rows, &limits, bytes, tx));
             }
             Format::Parquet => {
                 let bytes = self.stores.landing.get(&path).await?;

@@ -118,11 +118,24 @@ pub fn looks_like_header_name(name: &str) -> bool {
 /// The header names for a message: the names as a list when every one looks like a header name
 /// and there are not too many, otherwise just how many cells there were.
 pub fn header_names(names: &[String]) -> String {
-    if names.len() <= MAX_HEADER_NAMES && names.iter().all(|n| looks_like_header_name(n)) {
+    if shown(names) {
         format!("{names:?}")
     } else {
         format!("{} cells, not shown: they do not look like column names (data in the header row?)", names.len())
     }
+}
+
+/// Names (of sheets, say) joined with `, ` under the same rule as [`header_names`].
+pub fn names_joined(names: &[String]) -> String {
+    if shown(names) {
+        names.join(", ")
+    } else {
+        format!("{} names, not shown", names.len())
+    }
+}
+
+fn shown(names: &[String]) -> bool {
+    names.len() <= MAX_HEADER_NAMES && names.iter().all(|n| looks_like_header_name(n))
 }
 
 /// A whole reason, as it may be logged and stored: bounded, escaped, digit runs withheld.
