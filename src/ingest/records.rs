@@ -671,6 +671,61 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_last_record_is_an_error_a_whole_one_is_not() {
+        for chunk in [1, 3, 1000] {
+            // Cut mid-row: fewer fields than the header and no line end.
+            let err = decode(b"a,1,x\nb,2", 3, 10, chunk).unwrap_err();
+            assert_eq!(err.row, 3);
+            assert!(err.reason.contains("2 of 3 fields and no line end"), "{}", err.reason);
+            // Cut inside a quoted field, on either path.
+            for plain in [true, false] {
+                let err = decode_with(b"a,1,x\nb,2,\"open quo", 3, 10, chunk, plain).unwrap_err();
+                assert!(err.reason.contains("unterminated quote"), "{}", err.reason);
+            }
+            // A whole last record without a line end, a short row with one, a quote closed at
+            // the end and escaped quotes are fine; so is trailing blank space.
+            assert_eq!(decode(b"a,1,x\nb,2,y", 3, 10, chunk).unwrap().concat().len(), 2);
+            assert_eq!(decode(b"a,1\nb,2,y\n", 3, 10, chunk).unwrap().concat().len(), 2);
+            assert_eq!(decode(b"a,1,\"q \"\"x\"\"\"", 3, 10, chunk).unwrap().concat().len(), 1);
+            assert_eq!(decode(b"a,1,x\n  ", 3, 10, chunk).unwrap().concat().len(), 2);
+        }
+    }
+
+    #[test]
+    fn fields_and_records_over_the_limits_are_errors_when_seen() {
+        let limited = |text: &[u8], chunk: usize, plain: bool| {
+            let mut decoder = RecordDecoder::new(b',', 2, 100, 2).with_limits(8, 32);
+            decoder.plain_lines = plain;
+            let mut result: Result<(), RecordError> = Ok(());
+            for piece in text.chunks(chunk) {
+                let mut offset = 0;
+                while offset < piece.len() && result.is_ok() {
+                    result = decoder.decode(&piece[offset..]).map(|n| offset += n);
+                    if decoder.is_full() {
+                        decoder.flush().unwrap();
+                    }
+                }
+            }
+            result.and_then(|_| decoder.decode(&[]).map(|_| ()))
+        };
+        for plain in [true, false] {
+            for chunk in [1, 7, 1000] {
+                let err = limited(b"ok,fine\nx,123456789\n", chunk, plain).unwrap_err();
+                assert_eq!(err.row, 3);
+                assert!(err.reason.contains("field is longer than 8 bytes"), "{}", err.reason);
+                let line = format!("a,b\n\"{}\",y\n", "x".repeat(100));
+                let err = limited(line.as_bytes(), chunk, plain).unwrap_err();
+                assert!(err.reason.contains("longer than"), "{}", err.reason);
+                limited(b"ok,fine\n12345678,x\n", chunk, plain).unwrap();
+            }
+        }
+        // A line without any line end is stopped at the limit, not read whole.
+        let endless = vec![b'x'; 10_000];
+        let err = limited(&endless, 1000, true).unwrap_err();
+        assert!(err.reason.contains("max_line_bytes"), "{}", err.reason);
+    }
+
+    #[test]
     fn long_fields_grow_the_record_buffer() {
         let long = "x".repeat(100_000);
         let text = format!("{long},1\nshort,2\n");

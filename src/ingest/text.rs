@@ -440,6 +440,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn invalid_utf16_is_an_error_at_its_offset_never_a_replacement() {
+        let mut bytes = vec![0xFF, 0xFE];
+        for u in "a,b\n1,2\n".encode_utf16() {
+            bytes.extend_from_slice(&u.to_le_bytes());
+        }
+        let push_all = |bytes: &[u8], chunk: usize| {
+            let mut t = Transcoder::new(Encoding::Auto);
+            let mut out = Vec::new();
+            let chunks: Vec<&[u8]> = bytes.chunks(chunk).collect();
+            chunks.iter().enumerate().try_for_each(|(i, c)| t.push(c, i + 1 == chunks.len(), &mut out)).map(|_| out)
+        };
+        for chunk in [1, 2, 3, 1000] {
+            let mut odd = bytes.clone();
+            odd.push(b'x');
+            assert_eq!(push_all(&odd, chunk).unwrap_err().offset, bytes.len() as u64, "odd byte count");
+            let mut lone = bytes.clone();
+            lone.splice(4..6, [0x00, 0xD8]); // a high surrogate with no low one after it
+            let e = push_all(&lone, chunk).unwrap_err();
+            assert_eq!((e.offset, e.encoding), (4, "UTF-16LE"), "lone surrogate");
+            assert!(push_all(&bytes, chunk).is_ok());
+        }
+    }
+
     fn marked(chunks: &[&str]) -> String {
         let mut m = BlankLineMarker::default();
         let mut out = Vec::new();
