@@ -170,7 +170,11 @@ pub fn near_misses(paths: &[String], pipelines: &[Pipeline]) -> Vec<NearMiss> {
                 name: &p.name,
                 exact: compile(glob, false).ok()?,
                 any_case: compile(glob, true).ok()?,
-                file_name: (file_part != glob).then(|| compile(file_part, false).ok()).flatten(),
+                // Only a pattern with a literal start (`RAL_*.csv`, not `*.csv`) says which file
+                // a pipeline wants wherever it lands.
+                file_name: (file_part != glob && !file_part.starts_with(['*', '?', '[', '{']))
+                    .then(|| compile(file_part, false).ok())
+                    .flatten(),
             })
         })
         .collect();
