@@ -95,7 +95,7 @@ impl Normaliser {
     ) -> Result<Self> {
         let keys: Vec<String> = header.names.iter().map(|n| header_key(n)).collect();
         let mut columns = Vec::with_capacity(p.columns.len());
-        let mut missing = Vec::new();
+        let (mut missing, mut missing_names) = (Vec::new(), Vec::new());
         for spec in &p.columns {
             let source_index = if let Some(pos) = spec.position {
                 (pos < keys.len()).then_some(pos)
@@ -113,6 +113,7 @@ impl Normaliser {
                 hits.first().copied()
             };
             if source_index.is_none() && spec.required {
+                missing_names.push(format!("'{}'", spec.name));
                 missing.push(match spec.position {
                     Some(pos) => format!("'{}' (position {pos})", spec.name),
                     None => format!(
@@ -130,7 +131,8 @@ impl Normaliser {
                 file,
                 format!(
                     "missing required column(s) {}; headers found: {}",
-                    missing.join(", "),
+                    // Where the aliases looked for are, unless the whole header is wrong.
+                    if missing.len() <= 3 { missing.join(", ") } else { missing_names.join(", ") },
                     redact::header_names(&header.names)
                 ),
             ));

@@ -26,7 +26,7 @@ pub const MAX_EXCERPT_CHARS: usize = 40;
 /// Characters of a landing file name in a message.
 pub const MAX_FILE_CHARS: usize = 160;
 /// Characters of a whole reason.
-pub const MAX_REASON_CHARS: usize = 600;
+pub const MAX_REASON_CHARS: usize = 1000;
 
 const WITHHELD: &str = "<digits withheld>";
 
