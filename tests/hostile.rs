@@ -491,6 +491,13 @@ fn the_hand_made_bomb_is_a_valid_archive() {
     assert!(all.len() == (3 << 20) + 77 && all.iter().all(|b| *b == b' '), "inflates to what it declares");
 }
 
+/// The binary under test: `ALLIANCE_TEST_BIN` when set (a copy taken right after building, where
+/// other worktrees share the target folder and rebuild `alliance` under a running test), else
+/// Cargo's.
+fn binary() -> std::path::PathBuf {
+    std::env::var_os("ALLIANCE_TEST_BIN").map(Into::into).unwrap_or_else(|| env!("CARGO_BIN_EXE_alliance").into())
+}
+
 /// Peak resident memory of a finished child, from `/usr/bin/time -v`, in KiB.
 fn peak_rss_kib(stderr: &str) -> u64 {
     let line = stderr.lines().find(|l| l.contains("Maximum resident set size")).expect("time -v output");
@@ -514,7 +521,7 @@ fn one_run_over_the_corpus_publishes_the_marts_and_exits_0() {
     assert!(time.exists(), "GNU time measures the run's peak memory");
     let out = std::process::Command::new(time)
         .arg("-v")
-        .arg(env!("CARGO_BIN_EXE_alliance"))
+        .arg(binary())
         .args(["--config-dir", "config", "--pipelines-dir", "pipelines", "--env", "test", "run"])
         .current_dir(dir.path())
         .env(common::TEST_KEY_ENV, KEY_HEX)
@@ -564,6 +571,11 @@ fn one_run_over_the_corpus_publishes_the_marts_and_exits_0() {
     texts.push(stdout.clone());
     assert_nothing_leaked(&texts, &numbers, KEY_HEX.as_bytes());
     // Later runs and status are quick and fine.
-    let status = common::alliance(dir.path(), &["status"]);
+    let status = std::process::Command::new(binary())
+        .args(["--config-dir", "config", "--pipelines-dir", "pipelines", "--env", "test", "status"])
+        .current_dir(dir.path())
+        .env(common::TEST_KEY_ENV, KEY_HEX)
+        .output()
+        .unwrap();
     assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stderr));
 }
