@@ -94,7 +94,8 @@ fn land_corpus(root: &Path, key_file: &Path) -> Vec<Case> {
         let text = format!("{header}\n{}\n{}", rows[..i].join("\n"), &row[..cut]);
         add(&mut cases, ral_name(&format!("cut{i}")), Some(text.into_bytes()), Rejected("looks truncated"));
     }
-    let open_quote = format!("{header}\n{}\n{},\"Head and Neck, upper", rows[0], rows[1].rsplitn(8, ',').last().unwrap());
+    let open_quote =
+        format!("{header}\n{}\n{},\"Head and Neck, upper", rows[0], rows[1].rsplitn(8, ',').last().unwrap());
     add(&mut cases, ral_name("openquote"), Some(open_quote.into_bytes()), Rejected("unterminated quote"));
     // Broken structure and encodings.
     add(&mut cases, ral_name("ragged"), Some(format!("{header}\n{},x,y\n", rows[0]).into_bytes()), Rejected("fields"));
@@ -148,7 +149,12 @@ fn land_corpus(root: &Path, key_file: &Path) -> Vec<Case> {
     let rqx_text: Vec<&[u8]> = rqx.split(|b| *b == b'\n').collect();
     let rqx_cut = [&rqx[..rqx.len() - rqx_text[rqx_text.len() - 2].len() / 2 - 1]].concat();
     add(&mut cases, "trusts/RQX/Homerton_cancer_JAN-23.tsv".into(), Some(rqx_cut), Rejected("looks truncated"));
-    add(&mut cases, "trusts/RQX/Homerton_cancer_FEB-23.tsv".into(), Some(rqx_text[1..].join(&b'\n')), Rejected("missing required column"));
+    add(
+        &mut cases,
+        "trusts/RQX/Homerton_cancer_FEB-23.tsv".into(),
+        Some(rqx_text[1..].join(&b'\n')),
+        Rejected("missing required column"),
+    );
     add(&mut cases, "trusts/RQX/Homerton_cancer_MAR-23.tsv".into(), Some(vec![0u8; 5000]), Rejected("Homerton"));
 
     // UTF-16 screening exports: an odd byte count, a lone surrogate, a cut in the middle.
@@ -157,7 +163,7 @@ fn land_corpus(root: &Path, key_file: &Path) -> Vec<Case> {
     odd.push(0x41);
     add(&mut cases, screening_name("odd"), Some(odd), Rejected("not valid UTF-16LE"));
     let mut lone = screening.clone();
-    let at = lone.len() / 2 & !1;
+    let at = (lone.len() / 2) & !1;
     lone.splice(at..at + 2, [0x00, 0xDC]);
     add(&mut cases, screening_name("surrogate"), Some(lone), Rejected("not valid UTF-16LE"));
     let cut = screening[..(screening.len() * 2 / 3) | 1].to_vec();
@@ -176,8 +182,18 @@ fn land_corpus(root: &Path, key_file: &Path) -> Vec<Case> {
     // truncated or garbage is rejected.
     let nested_name = rrv_path.replace("uclh_pathways_", "uclh_pathways_nested_");
     add(&mut cases, nested_name, Some(with_struct_column(&rrv)), Loaded);
-    add(&mut cases, "trusts/RRV/uclh_pathways_half_2023-01.parquet".into(), Some(rrv[..rrv.len() / 2].to_vec()), Rejected("Parquet"));
-    add(&mut cases, "trusts/RRV/uclh_pathways_junk_2023-01.parquet".into(), Some(b"PAR1 junk PAR1".to_vec()), Rejected("Parquet"));
+    add(
+        &mut cases,
+        "trusts/RRV/uclh_pathways_half_2023-01.parquet".into(),
+        Some(rrv[..rrv.len() / 2].to_vec()),
+        Rejected("Parquet"),
+    );
+    add(
+        &mut cases,
+        "trusts/RRV/uclh_pathways_junk_2023-01.parquet".into(),
+        Some(b"PAR1 junk PAR1".to_vec()),
+        Rejected("Parquet"),
+    );
     cases
 }
 
@@ -218,7 +234,11 @@ fn zip_of(part: &str, size: usize) -> Vec<u8> {
     b.put(0, 7);
     let data = b.out;
     let mut crc = crc32fast::Hasher::new();
-    let mib = { let mut h = crc32fast::Hasher::new(); h.update(&vec![b' '; 1 << 20]); h };
+    let mib = {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&vec![b' '; 1 << 20]);
+        h
+    };
     (0..size >> 20).for_each(|_| crc.combine(&mib));
     crc.update(&vec![b' '; size & ((1 << 20) - 1)]);
     let crc = crc.finalize();
@@ -278,10 +298,11 @@ fn with_struct_column(bytes: &[u8]) -> Vec<u8> {
     use arrow::array::{ArrayRef, Int64Array, RecordBatch, StructArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.to_vec()))
-        .unwrap()
-        .build()
-        .unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.to_vec()))
+            .unwrap()
+            .build()
+            .unwrap();
     let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
     let inner = Field::new("x", DataType::Int64, true);
     let mut fields: Vec<Field> = batches[0].schema().fields().iter().map(|f| f.as_ref().clone()).collect();

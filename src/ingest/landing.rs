@@ -229,8 +229,9 @@ mod tests {
         let text = "[source]\nglob = \"trusts/RAL/RAL_*.csv\"\nformat = \"csv\"\n[load]\nmode = \"append\"\n[[columns]]\nname = \"a\"\ntype = \"string\"\n";
         let mut p: Pipeline = toml::from_str(text).unwrap();
         p.name = "ral".into();
-        let paths: Vec<String> =
-            ["trusts/RAL/RAL_1.csv", "trusts/RAL/RAL_2.CSV", "trusts/RAL_3.csv", "other/x.csv"].map(String::from).into();
+        let paths: Vec<String> = ["trusts/RAL/RAL_1.csv", "trusts/RAL/RAL_2.CSV", "trusts/RAL_3.csv", "other/x.csv"]
+            .map(String::from)
+            .into();
         let misses = near_misses(&paths, &[p]);
         let got: Vec<(&str, bool)> = misses.iter().map(|m| (m.path.as_str(), m.reason.contains("case"))).collect();
         assert_eq!(got, [("trusts/RAL/RAL_2.CSV", true), ("trusts/RAL_3.csv", false)]);

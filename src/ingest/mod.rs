@@ -234,7 +234,8 @@ impl Ingestor {
                     report.counts = record.counts;
                     if record.status == FileStatus::Rejected {
                         // Same bytes, same pipeline: the same rejection; reported, not re-read.
-                        report.outcome = FileOutcome::Rejected(redact::reason(record.error.as_deref().unwrap_or_default()));
+                        report.outcome =
+                            FileOutcome::Rejected(redact::reason(record.error.as_deref().unwrap_or_default()));
                         report.quarantine = Some(format!("quarantine/{}/{}.rejected.json", p.name, slug(&path)));
                     }
                     if same_content {
@@ -254,10 +255,9 @@ impl Ingestor {
         let outcome = self.load_file(p, meta, &file_url, pseudonymiser).await;
         report.seconds = started.elapsed().as_secs_f64();
         let outcome = match outcome {
-            Ok(loaded) if !loaded.counts.balanced() => Err(Error::source_file(
-                &file_url,
-                format!("row accounting does not balance: {:?}", loaded.counts),
-            )),
+            Ok(loaded) if !loaded.counts.balanced() => {
+                Err(Error::source_file(&file_url, format!("row accounting does not balance: {:?}", loaded.counts)))
+            }
             other => other,
         };
         match outcome {

@@ -126,7 +126,7 @@ enum Quote {
     Unquoted,
     Quoted,
     /// A quote inside a quoted field: its end, or the first half of an escaped `""`.
-    QuoteInQuoted,
+    MaybeClosed,
 }
 
 impl Quote {
@@ -134,9 +134,9 @@ impl Quote {
         for &b in bytes {
             let separator = b == delimiter || b == b'\n' || b == b'\r';
             self = match (self, b) {
-                (Quote::Quoted, b'"') => Quote::QuoteInQuoted,
+                (Quote::Quoted, b'"') => Quote::MaybeClosed,
                 (Quote::Quoted, _) => Quote::Quoted,
-                (Quote::QuoteInQuoted, b'"') | (Quote::FieldStart, b'"') => Quote::Quoted,
+                (Quote::MaybeClosed, b'"') | (Quote::FieldStart, b'"') => Quote::Quoted,
                 _ if separator => Quote::FieldStart,
                 _ => Quote::Unquoted,
             };

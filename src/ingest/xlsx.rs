@@ -58,7 +58,10 @@ fn send_sheet(
     let sheets = workbook.sheet_names();
     let sheet = match &spec.sheet {
         Some(name) => sheets.iter().find(|s| s.trim().eq_ignore_ascii_case(name.trim())).cloned().ok_or_else(|| {
-            Error::source_file(file, format!("no sheet named '{name}' (sheets: {})", super::redact::names_joined(&sheets)))
+            Error::source_file(
+                file,
+                format!("no sheet named '{name}' (sheets: {})", super::redact::names_joined(&sheets)),
+            )
         })?,
         None => sheets.first().cloned().ok_or_else(|| Error::source_file(file, "workbook has no sheets"))?,
     };
@@ -143,7 +146,10 @@ fn send_sheet(
                             file: file.to_string(),
                             row: first_excel_row + (chunk_index * batch_rows + i) as u64,
                             column: format!("column {}", j + 1),
-                            reason: format!("a cell is longer than {} bytes (limits.max_field_bytes)", limits.max_field_bytes),
+                            reason: format!(
+                                "a cell is longer than {} bytes (limits.max_field_bytes)",
+                                limits.max_field_bytes
+                            ),
                         })
                     }
                     Some(t) => b.append_value(t),
