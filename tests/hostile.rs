@@ -599,4 +599,10 @@ fn one_run_over_the_corpus_publishes_the_marts_and_exits_0() {
         .output()
         .unwrap();
     assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stderr));
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains("RAL_cancer_pathways_2023-04.CSV (pipeline trust_pathways_ral"),
+        "near misses in status:\n{shown}"
+    );
+    assert!(shown.contains("symbolic link"), "skipped entries in status:\n{shown}");
 }
