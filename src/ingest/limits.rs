@@ -108,6 +108,21 @@ mod tests {
     }
 
     #[test]
+    fn a_part_that_inflates_past_what_it_declares_is_stopped_at_the_limit() {
+        let limits = LimitSettings { max_xlsx_sheet_bytes: 1 << 20, ..Default::default() };
+        let mut lying = archive(&[("xl/worksheets/sheet1.xml", vec![b'c'; 3 << 20])]);
+        // Declare 1,000 bytes uncompressed in the local header and the central directory.
+        let declared = (3u32 << 20).to_le_bytes();
+        let at: Vec<usize> = lying.windows(4).enumerate().filter(|(_, w)| *w == declared).map(|(i, _)| i).collect();
+        assert_eq!(at.len(), 2, "the size is declared twice");
+        for i in at {
+            lying[i..i + 4].copy_from_slice(&1000u32.to_le_bytes());
+        }
+        let e = check_archive("f", &lying, &limits).unwrap_err().to_string();
+        assert!(e.contains("more than the archive declares"), "{e}");
+    }
+
+    #[test]
     fn grids_are_bounded() {
         let limits = LimitSettings::default();
         check_grid("f", "s", 100_000, 50, &limits).unwrap();
