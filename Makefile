@@ -9,6 +9,7 @@ SHARED   ?= ../shared/data
 ROWS     ?= 60000
 ARGS     ?=
 ROLE     ?= analyst
+LISTEN   ?= 127.0.0.1:50051
 
 CARGO    ?= cargo
 TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
@@ -22,7 +23,7 @@ ALLIANCE_PSEUDO_KEY := $(shell mkdir -p .local && { test -s .local/pseudo.key ||
 endif
 export ALLIANCE_PSEUDO_KEY
 
-.PHONY: shell docs report help build demo seed generate ingest marts run query status schedule validate test lint fmt bench tools clean-data clean
+.PHONY: shell docs report help build demo seed generate ingest marts run query status verify schedule validate serve test lint fmt bench tools clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,11 +63,25 @@ query: build ## Read-only SQL over the marts (ROLE=engineer: also models and sta
 status: build ## Last runs, the warehouse lock, waiting landing files and when each pipeline is due
 	$(ALLIANCE) status
 
+verify: build ## Check every manifest, staging object, model and mart against what the pipeline recorded (exit 6 on a difference)
+	$(ALLIANCE) verify
+
 schedule: build ## Run pipelines on their cron schedules and when new files land, until Ctrl-C/SIGTERM
 	$(ALLIANCE) schedule
 
 shell: build ## An interactive read-only SQL shell over the marts (ROLE=engineer: all tables)
 	$(ALLIANCE) shell --role $(ROLE)
+
+# Tokens come from ALLIANCE_SERVE_TOKENS="analyst=TOKEN1,engineer=TOKEN2". Unset, local work gets
+# two random tokens kept in .local/serve.tokens (git-ignored); production sets the variable from a vault.
+serve: build ## Arrow Flight SQL server for Python/ADBC, DBeaver, Power BI (ALLIANCE_SERVE_TOKENS, LISTEN=127.0.0.1:50051, ARGS="--tls-cert F --tls-key F")
+	@if [ -z "$$ALLIANCE_SERVE_TOKENS" ]; then \
+		mkdir -p .local; \
+		test -s .local/serve.tokens || printf 'analyst=%s,engineer=%s' "$$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')" "$$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')" > .local/serve.tokens; \
+		echo "ALLIANCE_SERVE_TOKENS is not set: serving with the local tokens in .local/serve.tokens" >&2; \
+		ALLIANCE_SERVE_TOKENS="$$(cat .local/serve.tokens)"; export ALLIANCE_SERVE_TOKENS; \
+	fi; \
+	$(ALLIANCE) serve --listen $(LISTEN) $(ARGS)
 
 docs: build ## Write the catalogue of pipelines, models and marts to site/catalogue.html
 	$(ALLIANCE) docs --out site/catalogue.html
@@ -77,10 +92,11 @@ report: build ## Write the working group's report (charts from the marts) to sit
 validate: build ## Check every pipeline file, SQL model and data test and the environment without running anything
 	$(ALLIANCE) validate
 
-tools: ## Install what the tests need if missing: S3 server, Azure emulator, DuckDB, pyarrow, Chromium
+tools: ## Install what the tests need if missing: S3 server, Azure emulator, DuckDB, pyarrow, ADBC Flight SQL, Chromium
 	@command -v s3s-fs >/dev/null 2>&1 || $(CARGO) install s3s-fs --version 0.14.1 --features binary --locked
 	@command -v azurite-blob >/dev/null 2>&1 || npm install --global --no-audit --no-fund azurite@3
 	@python3 -c "import duckdb, pyarrow" 2>/dev/null || python3 -m pip install --quiet duckdb pyarrow
+	@python3 -c "import adbc_driver_flightsql, adbc_driver_manager" 2>/dev/null || python3 -m pip install --quiet adbc-driver-flightsql adbc-driver-manager
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 test: tools ## Run every test: unit, integration (real CWT files, PHE methods, marts, S3, Azurite, crashes), CLI

@@ -89,6 +89,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "analyst")]
         role: crate::access::Role,
     },
+    /// Serve the warehouse read-only over Arrow Flight SQL (ADBC, JDBC, ODBC clients), to holders
+    /// of the bearer tokens in ALLIANCE_SERVE_TOKENS, each token with its role.
+    #[command(after_help = SERVE_HELP)]
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the address is printed at startup).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// TLS certificate chain (PEM); with --tls-key, clients connect with grpc+tls://.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Most rows one result sends; a larger result stops with an error.
+        #[arg(long, default_value_t = crate::access::server::DEFAULT_MAX_ROWS)]
+        max_rows: u64,
+        /// Most bytes (Arrow IPC) one result sends; a larger result stops with an error.
+        #[arg(long, default_value_t = crate::access::server::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
+        /// Seconds a query may take (planning and sending); a slower one is cancelled.
+        #[arg(long, default_value_t = crate::access::server::DEFAULT_QUERY_TIMEOUT_SECS)]
+        query_timeout: u64,
+    },
     /// Write the catalogue (pipelines, models, marts, columns, tests, lineage, last runs) as HTML.
     Docs {
         /// Output file.
@@ -100,6 +123,14 @@ pub enum Command {
         /// Output file.
         #[arg(long, default_value = "site/report.html")]
         out: PathBuf,
+    },
+    /// Check every manifest, staging object, intermediate model and published mart against the
+    /// sizes and content hashes recorded when the pipeline wrote them (like `git fsck`). Exit
+    /// code 6 on any difference.
+    Verify {
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the last runs, the lock, pending landing files and when each pipeline is due.
     Status {
@@ -155,6 +186,16 @@ Who sees what (read-only for everyone: no COPY, CREATE, INSERT, SET or file path
                    some of them patient-level
 CSV output (query --format csv, shell .format csv) prefixes text cells starting with = + - @
 tab or CR with ' so spreadsheets do not run them as formulas (query --raw turns this off).";
+
+/// Tokens and clients, for `serve --help`.
+const SERVE_HELP: &str = "\
+Tokens: ALLIANCE_SERVE_TOKENS=\"analyst=TOKEN1,engineer=TOKEN2\" (one role per token, several tokens
+per role allowed, each at least 16 characters). Clients send 'authorization: Bearer TOKEN', or basic
+auth with any user name and the token as password. Each token's role sees what `alliance query
+--role ROLE` sees, read-only.
+Python: adbc_driver_flightsql.dbapi.connect(\"grpc://127.0.0.1:50051\",
+        db_kwargs={\"adbc.flight.sql.authorization_header\": \"Bearer TOKEN\"})
+JDBC:   jdbc:arrow-flight-sql://127.0.0.1:50051/?useEncryption=false&token=TOKEN";
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
@@ -239,7 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if rejected && *fail_on_reject { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
         Command::Build { select, force, json } => {
-            let build = crate::transform::BuildOptions { select: select.clone(), force: *force };
+            let build = crate::transform::BuildOptions { select: select.clone(), force: *force, ..Default::default() };
             let spec = JobSpec { trigger: "manual".into(), command: "build".into(), ingest: None, build: Some(build) };
             let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
             Ok(if report_build(&mut outcome, *json)? { ExitCode::SUCCESS } else { ExitCode::from(4) })
@@ -259,6 +300,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (true, true) => ExitCode::from(3),
                 (true, false) => ExitCode::SUCCESS,
             })
+        }
+        Command::Verify { json } => {
+            let ctx = job_context(&cli, &env)?;
+            let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
+            let report = crate::integrity::verify::verify(&ctx.stores.warehouse, &ctx.pipelines, &graph).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for f in &report.findings {
+                    println!("DIFFERS  {}: {}", f.object, f.problem);
+                }
+                println!(
+                    "{} manifests, {} objects checked byte for byte ({} without a recorded seal: presence only): {}",
+                    report.manifests_checked,
+                    report.objects_checked,
+                    report.objects_unsealed,
+                    if report.clean() {
+                        "all as recorded".to_string()
+                    } else {
+                        format!("{} differences", report.findings.len())
+                    }
+                );
+            }
+            Ok(if report.clean() { ExitCode::SUCCESS } else { ExitCode::from(6) })
         }
         Command::Status { runs } => {
             let ctx = job_context(&cli, &env)?;
@@ -287,6 +352,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shell { role } => {
             let session = AccessSession::open(&job_context(&cli, &env)?, *role, "alliance shell").await?;
             crate::access::shell::run_shell(session).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen, tls_cert, tls_key, max_rows, max_bytes, query_timeout } => {
+            use crate::access::server::{serve, Limits, ServeOptions, TlsFiles, Tokens};
+            let tokens = Tokens::from_env()?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+                _ => None,
+            };
+            let limits = Limits {
+                max_rows: *max_rows,
+                max_bytes: *max_bytes,
+                query_timeout: std::time::Duration::from_secs(*query_timeout),
+            };
+            serve(job_context(&cli, &env)?, ServeOptions { listen: *listen, tls, limits, tokens }).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Docs { out } => {
@@ -382,6 +462,9 @@ pub fn print_build(report: &crate::transform::BuildReport) {
         for t in m.tests.iter().filter(|t| !t.passed) {
             println!("    test {} failed on {} rows, e.g.:\n{}", t.test, t.failing_rows, t.sample);
         }
+    }
+    for t in &report.tampered {
+        println!("{} {}: {}; {}", t.model, t.object, t.found.describe(), t.action);
     }
 }
 

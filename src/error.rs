@@ -99,6 +99,23 @@ pub enum Error {
     )]
     Forbidden { table: String, kind: &'static str, role: crate::access::Role, needs: crate::access::Role },
 
+    /// A caller of `alliance serve` presented no token or a wrong one. Never shows the token.
+    #[error("not authenticated: {reason}")]
+    Unauthenticated { reason: String },
+
+    /// A result of `alliance serve` passed one of the server's limits (`--max-rows`,
+    /// `--max-bytes`); the stream stops there.
+    #[error("the result is larger than this server sends: more than {limit} ({flag}); add a LIMIT or a WHERE, or ask for fewer columns")]
+    ResultTooLarge { limit: String, flag: &'static str },
+
+    /// A query of `alliance serve` ran longer than `--query-timeout`; it is cancelled.
+    #[error("the query ran longer than {seconds} s (--query-timeout) and was cancelled")]
+    QueryTimeout { seconds: u64 },
+
+    /// `alliance serve` could not start or stopped serving (address, TLS files, transport).
+    #[error("alliance serve: {reason}")]
+    Serve { reason: String },
+
     /// Another run holds the warehouse lock.
     #[error("the warehouse is locked by {holder} until {until}")]
     Locked { holder: String, until: String },

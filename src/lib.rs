@@ -11,10 +11,12 @@
 
 pub mod access;
 pub mod cli;
+pub mod code_identity;
 pub mod config;
 pub mod error;
 pub mod generate;
 pub mod ingest;
+pub mod integrity;
 pub mod jobs;
 pub mod lock;
 pub mod logging;

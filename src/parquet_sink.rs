@@ -87,6 +87,17 @@ pub struct ParquetSink {
     failed: bool,
     /// The upload's completion has begun: it can no longer be aborted.
     completing: bool,
+    /// BLAKE3 and length of the bytes uploaded so far (the object's seal, see [`crate::integrity`]).
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+/// What a completed object holds: rows, bytes and the BLAKE3 of those bytes (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub rows: u64,
+    pub bytes: u64,
+    pub blake3: String,
 }
 
 impl ParquetSink {
@@ -110,6 +121,8 @@ impl ParquetSink {
             rows: 0,
             failed: false,
             completing: false,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
         })
     }
 
@@ -208,6 +221,8 @@ impl ParquetSink {
         if bytes.is_empty() {
             return Ok(());
         }
+        self.hasher.update(&bytes);
+        self.bytes += bytes.len() as u64;
         AsyncFileWriter::write(&mut self.upload, Bytes::from(bytes))
             .await
             .map_err(Error::parquet(format!("uploading {}", self.shown)))
@@ -236,10 +251,16 @@ impl ParquetSink {
     }
 
     /// Writes the last row group and the footer and completes the upload; returns the rows.
-    pub async fn close(mut self) -> Result<u64> {
+    pub async fn close(self) -> Result<u64> {
+        Ok(self.close_written().await?.rows)
+    }
+
+    /// [`Self::close`], returning the rows, bytes and content hash of the object.
+    pub async fn close_written(mut self) -> Result<Written> {
         self.refuse_after_failure()?;
         let result = self.close_inner().await;
-        self.abort_on_error(result).await
+        let rows = self.abort_on_error(result).await?;
+        Ok(Written { rows, bytes: self.bytes, blake3: self.hasher.finalize().to_hex().to_string() })
     }
 
     async fn close_inner(&mut self) -> Result<u64> {

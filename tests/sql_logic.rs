@@ -116,3 +116,38 @@ async fn a_value_off_by_more_than_1e6_fails() {
     let moved = text.replace("- 1043.0247991469423)", "- 1043.0248011469423)");
     assert!(runner().run_script_async(&moved).await.is_err(), "a value 2e-6 away fails");
 }
+
+/// `${path}` in a rules file is replaced by the query of the repository file at `path` (blank
+/// lines dropped, as a blank line ends an slt record), so the rules run through the model SQL the
+/// pipeline runs.
+fn with_model_sql(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let end = start + rest[start..].find('}').expect("closed ${...}");
+        let path = &rest[start + 2..end];
+        let sql = std::fs::read_to_string(common::repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let lines: Vec<&str> = sql.lines().filter(|l| !l.trim().is_empty()).collect();
+        out.push_str(&rest[..start]);
+        out.push_str(&format!("({})", lines.join("\n").trim_end().trim_end_matches(';')));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn national_cwt_rules_through_the_pathway_model_and_mart() {
+    let file = common::repo().join("tests/slt/rules/national_cwt.slt");
+    let text = with_model_sql(&std::fs::read_to_string(&file).unwrap());
+    if let Err(e) = runner().run_script_async(&text).await {
+        panic!("{}: {e}", file.display());
+    }
+    // The rule is what the test checks: counting upgrades in FDS again changes the answer.
+    let upgrades_counted = text.replace(
+        "p.referral_route IN ('URGENT SUSPECTED CANCER', 'BREAST SYMPTOMATIC', 'SCREENING')",
+        "p.referral_route IS NOT NULL",
+    );
+    assert_ne!(upgrades_counted, text, "the FDS route rule is in the model SQL");
+    assert!(runner().run_script_async(&upgrades_counted).await.is_err(), "FDS with upgrades fails the rules");
+}

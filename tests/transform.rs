@@ -5,6 +5,7 @@
 
 mod common;
 
+use alliance_warehouse::code_identity::CodeIdentity;
 use alliance_warehouse::generate::{self, GenerateArgs};
 use alliance_warehouse::transform::{self, graph::Graph, model::Layer, ModelStatus};
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -20,10 +21,24 @@ fn props() -> parquet::file::properties::WriterProperties {
 async fn build(ws: &Workspace, sql: &Path, select: Option<&str>) -> transform::BuildReport {
     let all = pipelines();
     let graph = transform::load_graph(sql, &all).expect("models load");
-    let options = transform::BuildOptions { select: select.map(str::to_string), force: false };
+    let options = transform::BuildOptions { select: select.map(str::to_string), force: false, ..Default::default() };
     transform::build(&ws.stores.warehouse, &all, &graph, &options, &alliance_warehouse::runs::new_run_id(), props())
         .await
         .expect("build runs")
+}
+
+/// Builds every model as a binary with build identity `code` would; returns the models rebuilt.
+async fn rebuilt_with(ws: &Workspace, code: CodeIdentity) -> Vec<String> {
+    let all = pipelines();
+    let graph = transform::load_graph(&repo().join("sql"), &all).unwrap();
+    let options = transform::BuildOptions { code, ..Default::default() };
+    let run_id = alliance_warehouse::runs::new_run_id();
+    let report = transform::build(&ws.stores.warehouse, &all, &graph, &options, &run_id, props()).await.unwrap();
+    assert!(report.succeeded(), "{:#?}", report.models);
+    let mut rebuilt: Vec<String> =
+        report.models.into_iter().filter(|m| m.status == ModelStatus::Ok).map(|m| m.model).collect();
+    rebuilt.sort();
+    rebuilt
 }
 
 async fn mart(ws: &Workspace, name: &str) -> Vec<RecordBatch> {
@@ -120,12 +135,17 @@ async fn failing_tests_keep_the_last_good_mart_and_history_keeps_versions() {
     assert_eq!(ws.stores.warehouse.get("marts/mart_trust_count.parquet").await.unwrap(), published);
     assert!(ws.stores.warehouse.list("marts/_staging/").await.unwrap().is_empty(), "no staged leftovers");
 
-    // Fixed: published again, the previous version kept in history.
+    // Fixed: published again; history keeps every published version (run ids sort by time),
+    // the failed build's none.
     project(&sql, "SELECT alliance, count(*) AS trusts, 1 AS version FROM stg_trusts GROUP BY alliance");
     assert!(build(&ws, &sql, None).await.succeeded());
     let history = ws.stores.warehouse.list("marts/_history/mart_trust_count/").await.unwrap();
-    assert_eq!(history.len(), 1);
+    assert_eq!(history.len(), 2);
     assert_eq!(ws.stores.warehouse.get(history[0].location.as_ref()).await.unwrap(), published);
+    assert_eq!(
+        ws.stores.warehouse.get(history[1].location.as_ref()).await.unwrap(),
+        ws.stores.warehouse.get("marts/mart_trust_count.parquet").await.unwrap()
+    );
     let now = mart(&ws, "mart_trust_count").await;
     assert!(now[0].column_by_name("version").is_some());
 }
@@ -205,6 +225,35 @@ async fn every_mart_builds_on_generated_data_and_disclosure_leaves_nothing_recov
         v.iter().map(|m| (m.location.to_string(), m.e_tag.clone())).collect::<Vec<_>>()
     };
     assert_eq!(identity(&before), identity(&after));
+    // Fingerprints follow the code: a new build of the SQL functions rebuilds the marts that call
+    // them (read off the SQL files: wilson_*, dsr*, rate_*, sii/rii) and nothing else; a new build
+    // of disclosure control rebuilds the marts that declare it and the gaps mart that reads them.
+    let calling_stats = [
+        "mart_cwt_performance",
+        "mart_early_diagnosis",
+        "mart_inequality_gaps",
+        "mart_referral_rates",
+        "mart_screening_coverage",
+        "mart_waits_by_group",
+    ];
+    let stats = CodeIdentity { stats: "a different build of src/stats".into(), ..CodeIdentity::compiled() };
+    assert_eq!(rebuilt_with(&ws, stats.clone()).await, calling_stats);
+    assert_eq!(rebuilt_with(&ws, stats.clone()).await, Vec::<String>::new(), "the same code rebuilds nothing");
+    let disclosure = CodeIdentity { disclosure: "another disclosure build".into(), ..stats };
+    let protected = rebuilt_with(&ws, disclosure).await;
+    let declared: Vec<&str> = ["activity_recovery", "backlog", "early_diagnosis", "independent_sector"]
+        .into_iter()
+        .chain(["inequality_gaps", "referral_rates", "screening_coverage", "waits_by_group"])
+        .collect();
+    assert_eq!(protected, declared.iter().map(|m| format!("mart_{m}")).collect::<Vec<_>>());
+    // Back to this build: both sets, i.e. every mart, but no intermediate model.
+    let mut both: Vec<String> = protected.into_iter().chain(calling_stats.map(String::from)).collect();
+    both.sort();
+    both.dedup();
+    assert_eq!(rebuilt_with(&ws, CodeIdentity::compiled()).await, both);
+    assert_eq!(rebuilt_with(&ws, CodeIdentity::compiled()).await, Vec::<String>::new());
+    let after = ws.stores.warehouse.list("marts/").await.unwrap();
+    assert!(after.len() > before.len(), "rebuilt marts were republished");
     // A new screening export changes only the models that read screening data.
     let more = GenerateArgs { rows: 0, months: 1, start: "2024-04".into(), trusts: vec![], ..GenerateArgs::default() };
     generate::run(&more, &ws.stores.landing).await.unwrap();

@@ -1,9 +1,14 @@
 -- One row per pathway with everything the marts group by: residence (borough, IMD 2019 quintile,
 -- alliance), age band (ten-year and ESP2013 five-year), ethnicity group, the month each clock
--- stopped, and whether each standard was met (SPEC §4):
---   FDS within      = FDS date − referral ≤ 28 days, counted in the FDS month;
---   62-day within   = first treatment − referral ≤ 62 days, counted in the treatment month;
---   31-day within   = first treatment − decision to treat ≤ 31 days, counted in the treatment month.
+-- stopped, and whether each standard was met, by the national CWT rules (SPEC §4, §9):
+--   28-day FDS: urgent suspected cancer, breast symptomatic and screening referrals only (not
+--     consultant upgrades); within = FDS date − referral ≤ 28 days, counted in the FDS month;
+--   62-day: those three routes and consultant upgrades; within = first treatment − referral
+--     ≤ 62 days, counted in the treatment month;
+--   31-day: decision to treat → first treatment ≤ 31 days, counted in the treatment month.
+-- Boundaries are inclusive; a same-day clock stop is 0 days. A pathway outside a standard's
+-- routes, or whose clock stops before it starts, is not measured against it: the standard's
+-- `*_within` column is NULL (not FALSE), so it is in neither the numerator nor the denominator.
 SELECT
     p.*,
     l.la_name AS borough,
@@ -36,9 +41,14 @@ SELECT
     p.fds_date - p.referral_date AS days_to_fds,
     p.first_treatment_date - p.referral_date AS days_to_treatment,
     p.first_treatment_date - p.decision_to_treat_date AS days_dtt_to_treatment,
-    p.fds_date - p.referral_date <= 28 AS fds_within,
-    p.first_treatment_date - p.referral_date <= 62 AS within_62,
-    p.first_treatment_date - p.decision_to_treat_date <= 31 AS within_31,
+    CASE WHEN p.referral_route IN ('URGENT SUSPECTED CANCER', 'BREAST SYMPTOMATIC', 'SCREENING')
+              AND p.fds_date >= p.referral_date
+         THEN p.fds_date - p.referral_date <= 28 END AS fds_within,
+    CASE WHEN p.referral_route IN ('URGENT SUSPECTED CANCER', 'BREAST SYMPTOMATIC', 'SCREENING', 'CONSULTANT UPGRADE')
+              AND p.first_treatment_date >= p.referral_date
+         THEN p.first_treatment_date - p.referral_date <= 62 END AS within_62,
+    CASE WHEN p.first_treatment_date >= p.decision_to_treat_date
+         THEN p.first_treatment_date - p.decision_to_treat_date <= 31 END AS within_31,
     p.stage IN ('1', '2') AS early_stage,
     p.stage IN ('1', '2', '3', '4') AS staged,
     i.org_code IS NOT NULL AS treated_independent

@@ -1,13 +1,14 @@
 -- 28-day FDS and 62-day performance of each alliance's residents by IMD 2019 quintile and by
--- ethnicity group, per quarter (the quarter the clock stopped).
+-- ethnicity group, per quarter (the quarter the clock stopped). Only pathways measured against a
+-- standard by the national rules count (int_pathways: FDS excludes consultant upgrades).
 WITH stops AS (
     SELECT alliance, CAST(date_trunc('quarter', fds_date) AS DATE) AS quarter, '28-day FDS' AS standard,
            imd_quintile, ethnicity_group, fds_within AS within
-    FROM int_pathways WHERE fds_date IS NOT NULL AND alliance IS NOT NULL
+    FROM int_pathways WHERE fds_within IS NOT NULL AND alliance IS NOT NULL
     UNION ALL
     SELECT alliance, CAST(date_trunc('quarter', first_treatment_date) AS DATE), '62-day Combined',
            imd_quintile, ethnicity_group, within_62
-    FROM int_pathways WHERE first_treatment_date IS NOT NULL AND alliance IS NOT NULL
+    FROM int_pathways WHERE within_62 IS NOT NULL AND alliance IS NOT NULL
 ),
 by_group AS (
     SELECT alliance, quarter, standard, 'imd_quintile' AS dimension,

@@ -1,7 +1,8 @@
 //! Access to the warehouse through SQL: who sees what, and nobody writes (SPEC §9).
 //!
 //! [`session::AccessSession`] is the one way analyst-facing surfaces reach the warehouse:
-//! `alliance query` ([`query`]), `alliance shell` ([`shell`]) and, later, `alliance serve`. A
+//! `alliance query` ([`query`]), `alliance shell` ([`shell`]) and `alliance serve` ([`server`],
+//! Arrow Flight SQL for token holders). A
 //! session is built for a [`Role`] and registers only the tables that role may read; it accepts
 //! queries only (`SELECT`/`WITH`/`EXPLAIN`/`DESCRIBE`/`SHOW`), never `COPY`, DDL, DML or `SET`,
 //! and never reads a file path as a table.
@@ -17,6 +18,7 @@
 
 pub mod query;
 pub mod role;
+pub mod server;
 pub mod session;
 pub mod shell;
 

@@ -1,5 +1,5 @@
 //! The role-scoped, read-only SQL session that every analyst-facing surface uses: `alliance
-//! query`, `alliance shell` and, later, `alliance serve` (Flight SQL).
+//! query`, `alliance shell` and `alliance serve` (Flight SQL, [`super::server`]).
 //!
 //! Semantics of [`AccessSession::plan`], in order:
 //!

@@ -27,6 +27,7 @@ pub mod parquet_source;
 pub mod parse;
 pub mod records;
 pub mod redact;
+pub mod repair;
 pub mod source;
 pub mod text;
 pub mod writer;
@@ -172,6 +173,7 @@ impl Ingestor {
             info!("pipeline definition changed since the last run: re-reading every file");
         }
         let force = force || definition_changed;
+        let damaged = repair::damaged_files(&self.stores.warehouse, &p.table, &manifest).await?;
         info!(files = candidates.len(), "pipeline start");
         let mut files = Vec::with_capacity(candidates.len());
         let bar = crate::logging::progress(candidates.len() as u64, &p.name);
@@ -179,7 +181,8 @@ impl Ingestor {
             let path = meta.location.to_string();
             bar.set_message(path.clone());
             let span = info_span!("file", file = %path);
-            let report = self.file(p, &meta, &mut manifest, force, pseudonymiser.clone()).instrument(span).await?;
+            let reread = force || damaged.contains(&path);
+            let report = self.file(p, &meta, &mut manifest, reread, pseudonymiser.clone()).instrument(span).await?;
             files.push(report);
             bar.inc(1);
         }
@@ -508,12 +511,12 @@ struct Loaded {
 const STAGING_FORMAT: &str = "2";
 
 /// Identity of a pipeline's definition: the SHA-256 of its file (or of its parsed form when it
-/// was not read from a file), plus the tool's version, whose parsing rules it relies on, and the
-/// [`STAGING_FORMAT`].
+/// was not read from a file), plus the build identity of the ingest code, whose parsing rules it
+/// relies on ([`crate::code_identity`]), and the [`STAGING_FORMAT`].
 pub fn pipeline_fingerprint(p: &Pipeline) -> String {
     let definition = std::fs::read(&p.file).unwrap_or_else(|_| format!("{p:?}").into_bytes());
     let mut hasher = Sha256::new();
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.update(crate::code_identity::CodeIdentity::compiled().ingest.as_bytes());
     hasher.update(STAGING_FORMAT.as_bytes());
     hasher.update(&definition);
     hex::encode(hasher.finalize())

@@ -31,6 +31,10 @@ pub struct OutputObject {
     /// `YYYY-MM`, or `all`.
     pub period: String,
     pub rows: u64,
+    /// Size, ETag and content hash as written, checked by `alliance verify` (absent in
+    /// manifests written before seals were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<crate::integrity::Seal>,
 }
 
 /// Rows per step of the Parquet column encoders.
@@ -141,8 +145,9 @@ impl PartitionedWriter {
         let mut out = Vec::with_capacity(self.open.len());
         for (period, sink) in self.open {
             let path = sink.path().to_string();
-            let rows = sink.close().await?;
-            out.push(OutputObject { path, period, rows });
+            let written = sink.close_written().await?;
+            let seal = crate::integrity::seal_with_hash(&self.store, &path, written.bytes, written.blake3).await?;
+            out.push(OutputObject { path, period, rows: written.rows, seal: Some(seal) });
         }
         Ok(out)
     }

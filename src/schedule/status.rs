@@ -176,6 +176,7 @@ pub async fn status(ctx: &JobContext, last: usize) -> Result<String> {
         )
         .ok();
     }
+    write_integrity(ctx, &mut out).await?;
     let due = due_times(ctx, chrono::Utc::now());
     writeln!(out, "\npipelines:").ok();
     writeln!(out, "  {:<28} {:<14} {:<22} {:>8}", "pipeline", "cron (UTC)", "next due", "waiting").ok();
@@ -205,4 +206,25 @@ landing entries not read:"
         writeln!(out, "  {} (skipped: {})", s.path, s.reason).ok();
     }
     Ok(out)
+}
+
+/// The materialised models checked quickly against their recorded seals (`alliance verify`
+/// reads every byte; the next `run` restores or rebuilds what differs).
+async fn write_integrity(ctx: &JobContext, out: &mut String) -> Result<()> {
+    let warehouse = &ctx.stores.warehouse;
+    let mut intact = 0;
+    let mut differing = Vec::new();
+    for (model, state) in crate::transform::state::load_all(warehouse).await? {
+        let Some(seal) = state.object else { continue };
+        let found = crate::integrity::check(warehouse, &seal, crate::integrity::Depth::Quick).await?;
+        match found.is_intact() {
+            true => intact += 1,
+            false => differing.push(format!("  {model:<28} {}: {}", seal.path, found.describe())),
+        }
+    }
+    writeln!(out, "\nmodels and marts as published: {intact} intact, {} differ", differing.len()).ok();
+    for line in differing {
+        writeln!(out, "{line} (the next run restores it)").ok();
+    }
+    Ok(())
 }

@@ -2,30 +2,37 @@
 //! `sql/marts`, run with DataFusion in dependency order.
 //!
 //! - Staging models are views (inlined into the queries that read them).
-//! - Intermediate models are streamed to `warehouse/models/<name>/data.parquet` and read from
-//!   there, so memory stays bounded on large fact tables.
+//! - Intermediate models are streamed to a staging object, audited by their data tests there and
+//!   only then promoted to `warehouse/models/<name>/data.parquet` and read from it, so memory
+//!   stays bounded on large fact tables and a failed intermediate is never attached by a later
+//!   run.
 //! - Marts are computed, passed through disclosure control when declared, written to a staging
-//!   object, audited by their data tests and only then published atomically ([`publish`]).
+//!   object and audited by their data tests; once every mart of the run is audited, those that
+//!   passed are published atomically ([`publish`]), except marts held back with a mart that
+//!   failed its tests on the same inputs ([`hold`]).
 //!
 //! A model whose query or tests fail is not published, and every model downstream of it is
 //! skipped; the others still run. Tests of staging and intermediate models gate their
-//! downstream models the same way.
+//! downstream models the same way. Before anything runs, materialised models changed outside the
+//! pipeline are restored or rebuilt ([`tamper`]); fingerprints follow the code
+//! ([`crate::code_identity`]).
 
 pub mod datatest;
 pub mod disclosure;
 pub mod graph;
+pub mod hold;
 pub mod model;
 pub mod publish;
+pub mod run;
 pub mod session;
 pub mod state;
+pub mod tamper;
 
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::ingest::manifest::Manifest;
 use crate::storage::Store;
-use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
 use graph::Graph;
 use model::{Layer, Model};
 use serde::Serialize;
@@ -48,6 +55,9 @@ pub enum ModelStatus {
     TestsFailed,
     /// An upstream model failed.
     Skipped,
+    /// Passed its own tests but not published: another mart that reads the same inputs failed
+    /// its tests in this run ([`hold`]).
+    Held,
 }
 
 /// Report of one model.
@@ -66,6 +76,22 @@ pub struct ModelReport {
     pub disclosure: Option<disclosure::Audit>,
 }
 
+impl ModelReport {
+    fn new(m: &Model) -> Self {
+        Self {
+            model: m.name.clone(),
+            layer: m.layer,
+            status: ModelStatus::Ok,
+            rows: None,
+            seconds: 0.0,
+            tests: vec![],
+            published: None,
+            error: None,
+            disclosure: None,
+        }
+    }
+}
+
 /// Lineage of one staging table read by the run: the landing files and the runs that loaded them.
 #[derive(Debug, Clone, Serialize)]
 pub struct InputVersion {
@@ -78,6 +104,8 @@ pub struct InputVersion {
 pub struct BuildReport {
     pub models: Vec<ModelReport>,
     pub inputs: Vec<InputVersion>,
+    /// Materialised models found changed or deleted outside the pipeline, and what was done.
+    pub tampered: Vec<tamper::TamperFinding>,
 }
 
 impl BuildReport {
@@ -94,6 +122,8 @@ pub struct BuildOptions {
     pub select: Option<String>,
     /// Rebuild even when nothing changed.
     pub force: bool,
+    /// The build identity fingerprints are computed for (this binary's, by default).
+    pub code: crate::code_identity::CodeIdentity,
 }
 
 /// Loads the models of `sql_dir` and checks the graph against the pipelines' tables.
@@ -143,17 +173,18 @@ pub async fn build(
     run_id: &str,
     props: parquet::file::properties::WriterProperties,
 ) -> Result<BuildReport> {
-    let selected: BTreeSet<String> =
+    let mut selected: BTreeSet<String> =
         graph.select(options.select.as_deref())?.into_iter().map(|m| m.name.clone()).collect();
-    // Staged marts left by a run that was killed before it published or discarded them.
-    for leftover in warehouse.list("marts/_staging/").await? {
-        warn!(object = %leftover.location, "removing a staged mart left by an interrupted run");
-        warehouse.delete(leftover.location.as_ref()).await?;
-    }
+    remove_leftovers(warehouse, graph).await?;
+    // Materialised models changed outside the pipeline: restored, or rebuilt now.
+    let tamper = tamper::check_models(warehouse, graph).await?;
+    selected.extend(tamper.rebuild.iter().cloned());
     let ctx = session::session(warehouse, pipelines).await?;
-    let fingerprints = state::model_fingerprints(graph, &state::source_fingerprints(warehouse, pipelines).await?);
+    let sources_now = state::source_fingerprints(warehouse, pipelines).await?;
+    let fingerprints = state::model_fingerprints(graph, &sources_now, &options.code);
     let mut failed: BTreeSet<String> = BTreeSet::new();
     let mut reports = Vec::new();
+    let mut audited_marts: Vec<(usize, String)> = Vec::new();
     let mut sources = BTreeSet::new();
     let bar = crate::logging::progress(selected.len() as u64, "models");
     for m in &graph.models {
@@ -169,17 +200,7 @@ pub async fn build(
         bar.set_message(m.name.clone());
         bar.inc(1);
         let started = Instant::now();
-        let mut report = ModelReport {
-            model: m.name.clone(),
-            layer: m.layer,
-            status: ModelStatus::Ok,
-            rows: None,
-            seconds: 0.0,
-            tests: vec![],
-            published: None,
-            error: None,
-            disclosure: None,
-        };
+        let mut report = ModelReport::new(m);
         if let Some(up) = graph.upstream[&m.name].iter().find(|u| failed.contains(*u)) {
             report.status = ModelStatus::Skipped;
             report.error = Some(format!("upstream model {up} failed"));
@@ -198,25 +219,28 @@ pub async fn build(
             reports.push(report);
             continue;
         }
-        state::clear(warehouse, &m.name).await?;
+        // The recorded state stays until a new build succeeds: a failed or held model keeps its
+        // last good object, which the state's seal still describes.
         let span = info_span!("model", model = %m.name);
-        let outcome = run_model(&ctx, warehouse, m, run_id, &props).instrument(span).await;
+        let outcome = run::run_model(&ctx, warehouse, m, run_id, &props).instrument(span).await;
+        let mut seal = None;
         match outcome {
-            Ok((rows, tests, audit)) => {
-                report.rows = rows;
-                report.disclosure = audit;
-                let passed = tests.iter().all(|t| t.passed);
-                report.tests = tests;
+            Ok(outcome) => {
+                report.rows = outcome.rows;
+                report.disclosure = outcome.audit;
+                let passed = outcome.tests.iter().all(|t| t.passed);
+                report.tests = outcome.tests;
                 if !passed {
                     report.status = ModelStatus::TestsFailed;
                     for t in report.tests.iter().filter(|t| !t.passed) {
                         warn!(model = %m.name, test = %t.test, failing_rows = t.failing_rows, "data test failed\n{}", t.sample);
                     }
-                    if m.layer == Layer::Mart {
-                        publish::discard(warehouse, &m.name, run_id).await?;
-                    }
-                } else if m.layer == Layer::Mart {
-                    report.published = Some(publish::publish(warehouse, &m.name, run_id).await?);
+                    discard_staged(&ctx, warehouse, m, run_id).await?;
+                } else if let Some(written) = outcome.staged {
+                    // An intermediate model that passed its tests: promoted, then read from there.
+                    seal =
+                        Some(publish::promote_model(warehouse, &m.name, run_id, written.bytes, written.blake3).await?);
+                    session::register_parquet(&ctx, &m.name, &materialised_path(m), None).await?;
                 }
             }
             Err(
@@ -225,21 +249,99 @@ pub async fn build(
                 warn!(model = %m.name, error = %e, "model failed");
                 report.status = ModelStatus::Failed;
                 report.error = Some(e.to_string());
+                discard_staged(&ctx, warehouse, m, run_id).await?;
             }
             Err(other) => return Err(other),
         }
-        if report.status == ModelStatus::Ok {
-            let recorded =
-                state::ModelState { fingerprint: fingerprint.clone(), run_id: run_id.to_string(), rows: report.rows };
-            state::save(warehouse, &m.name, &recorded).await?;
-        } else {
-            failed.insert(m.name.clone());
-        }
         report.seconds = started.elapsed().as_secs_f64();
+        if report.status != ModelStatus::Ok {
+            failed.insert(m.name.clone());
+        } else if m.layer == Layer::Mart {
+            // Published below, once every mart of the run has been audited.
+            audited_marts.push((reports.len(), fingerprint.clone()));
+        } else {
+            let recorded = state::ModelState {
+                fingerprint: fingerprint.clone(),
+                run_id: run_id.to_string(),
+                rows: report.rows,
+                object: seal,
+            };
+            state::save(warehouse, &m.name, &recorded).await?;
+        }
         info!(model = %m.name, status = ?report.status, rows = report.rows, seconds = report.seconds, "model done");
         reports.push(report);
     }
     bar.finish_and_clear();
+    publish_audited(warehouse, graph, pipelines, run_id, &mut reports, audited_marts).await?;
+    let inputs = input_versions(warehouse, pipelines, &sources).await?;
+    Ok(BuildReport { models: reports, inputs, tampered: tamper.findings })
+}
+
+/// Publishes the marts of this run that passed their tests, except those held back with a mart
+/// that failed its tests on the same inputs ([`hold::held_marts`]).
+async fn publish_audited(
+    warehouse: &Store,
+    graph: &Graph,
+    pipelines: &[Pipeline],
+    run_id: &str,
+    reports: &mut [ModelReport],
+    audited: Vec<(usize, String)>,
+) -> Result<()> {
+    let test_failures: Vec<String> =
+        reports.iter().filter(|r| r.status == ModelStatus::TestsFailed).map(|r| r.model.clone()).collect();
+    let candidates: Vec<String> = audited.iter().map(|(i, _)| reports[*i].model.clone()).collect();
+    let held = hold::held_marts(graph, pipelines, &test_failures, &candidates);
+    for (index, fingerprint) in audited {
+        let report = &mut reports[index];
+        if let Some(reason) = held.get(&report.model) {
+            warn!(model = %report.model, reason = %reason, "mart held back: not published");
+            report.status = ModelStatus::Held;
+            report.error = Some(reason.clone());
+            publish::discard(warehouse, &publish::staged_path(&report.model, run_id)).await?;
+            continue;
+        }
+        let seal = publish::publish(warehouse, &report.model, run_id).await?;
+        report.published = Some(seal.path.clone());
+        let recorded =
+            state::ModelState { fingerprint, run_id: run_id.to_string(), rows: report.rows, object: Some(seal) };
+        state::save(warehouse, &report.model, &recorded).await?;
+    }
+    Ok(())
+}
+
+/// Removes what a run killed before publishing or discarding left in the staging locations.
+async fn remove_leftovers(warehouse: &Store, graph: &Graph) -> Result<()> {
+    let mut prefixes = vec!["marts/_staging/".to_string()];
+    prefixes.extend(
+        graph.models.iter().filter(|m| m.layer == Layer::Intermediate).map(|m| format!("models/{}/_staging/", m.name)),
+    );
+    for prefix in prefixes {
+        for leftover in warehouse.list(&prefix).await? {
+            warn!(object = %leftover.location, "removing a staged model left by an interrupted run");
+            warehouse.delete(leftover.location.as_ref()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a failed model's staged object; a failed intermediate is no longer readable.
+async fn discard_staged(ctx: &SessionContext, warehouse: &Store, m: &Model, run_id: &str) -> Result<()> {
+    match m.layer {
+        Layer::Mart => publish::discard(warehouse, &publish::staged_path(&m.name, run_id)).await,
+        Layer::Intermediate => {
+            let _ = ctx.deregister_table(m.name.as_str());
+            publish::discard(warehouse, &publish::staged_model_path(&m.name, run_id)).await
+        }
+        Layer::Staging => Ok(()),
+    }
+}
+
+/// Lineage of the staging tables a build read.
+async fn input_versions(
+    warehouse: &Store,
+    pipelines: &[Pipeline],
+    sources: &BTreeSet<String>,
+) -> Result<Vec<InputVersion>> {
     let mut inputs = Vec::new();
     for p in pipelines.iter().filter(|p| sources.contains(&p.table)) {
         let manifest = Manifest::load(warehouse, &p.name).await?;
@@ -253,7 +355,7 @@ pub async fn build(
             .collect();
         inputs.push(InputVersion { table: p.table.clone(), files });
     }
-    Ok(BuildReport { models: reports, inputs })
+    Ok(inputs)
 }
 
 /// Registers every model that can be read without running anything: staging views, and the
@@ -314,77 +416,6 @@ async fn attach_existing(ctx: &SessionContext, warehouse: &Store, m: &Model) -> 
 fn materialised_path(m: &Model) -> String {
     match m.layer {
         Layer::Mart => publish::published_path(&m.name),
-        _ => format!("models/{}/data.parquet", m.name),
+        _ => publish::model_path(&m.name),
     }
-}
-
-/// What one model run gave: its row count (materialised models), test results and, for a
-/// protected mart, the disclosure audit.
-type ModelOutcome = (Option<u64>, Vec<datatest::TestResult>, Option<disclosure::Audit>);
-
-/// Runs one model.
-async fn run_model(
-    ctx: &SessionContext,
-    warehouse: &Store,
-    m: &Model,
-    run_id: &str,
-    props: &parquet::file::properties::WriterProperties,
-) -> Result<ModelOutcome> {
-    let context = |what: &str| format!("{what} {}", m.name);
-    let df = ctx.sql(&m.sql).await.map_err(Error::datafusion(context("planning")))?;
-    let mut audit = None;
-    let rows = match m.layer {
-        Layer::Staging => {
-            ctx.register_table(m.name.as_str(), df.into_view()).map_err(Error::datafusion(context("registering")))?;
-            None
-        }
-        Layer::Intermediate => {
-            let path = materialised_path(m);
-            let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df.execute_stream().await.map_err(Error::datafusion(context("running")))?;
-            let threads = crate::ingest::parallel::default_workers();
-            let mut sink =
-                crate::parquet_sink::ParquetSink::open(warehouse, &path, schema.clone(), props.clone(), threads)?;
-            while let Some(batch) = stream.next().await {
-                sink.write(&batch.map_err(Error::datafusion(context("running")))?).await?;
-            }
-            let rows = sink.close().await?;
-            session::register_parquet(ctx, &m.name, &path, Some(&schema)).await?;
-            Some(rows)
-        }
-        Layer::Mart => {
-            // A fixed row order (every column, ascending): the same inputs give the same file and
-            // the same disclosure decisions, whatever order parallel execution produced.
-            let order: Vec<_> =
-                df.schema().columns().into_iter().map(|c| datafusion::prelude::col(c).sort(true, true)).collect();
-            let df = df.sort(order).map_err(Error::datafusion(context("ordering")))?;
-            let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-            let batches: Vec<RecordBatch> = df.collect().await.map_err(Error::datafusion(context("running")))?;
-            let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
-            let (schema, batches) = match &m.spec.disclosure {
-                Some(d) => {
-                    let (protected, report) = d.apply(&m.name, schema, &batches)?;
-                    info!(model = %m.name, withheld = report.withheld, primary = report.primary, min_protection_range = ?report.min_protection_range, "disclosure control audited");
-                    audit = Some(report);
-                    (protected.schema(), vec![protected])
-                }
-                None => (schema, batches),
-            };
-            let path = publish::staged_path(&m.name, run_id);
-            let mut writer = crate::ingest::writer::open_writer(warehouse, &path, schema.clone(), props.clone())?;
-            let mut rows = 0u64;
-            for batch in &batches {
-                rows += batch.num_rows() as u64;
-                writer.write(batch).await.map_err(Error::parquet(context("writing")))?;
-            }
-            writer.close().await.map_err(Error::parquet(context("completing")))?;
-            session::register_memory(ctx, &m.name, schema, batches)?;
-            Some(rows)
-        }
-    };
-    let mut results = Vec::with_capacity(m.spec.tests.len());
-    for test in &m.spec.tests {
-        results.push(test.run(ctx, &m.name, &m.name).await?);
-    }
-    Ok((rows, results, audit))
 }

@@ -1,15 +1,22 @@
-//! Write-audit-publish for marts.
+//! Write-audit-publish for materialised models.
 //!
-//! A mart is first written whole to `marts/_staging/<mart>/<run_id>.parquet` (audited there by
-//! its data tests). Publishing then keeps the current `marts/<mart>.parquet` as
-//! `marts/_history/<mart>/<run_id-of-replacement>.parquet` and replaces it with the staged object
-//! by an atomic copy (server-side copy, or hard link and rename on the local store): a reader sees
-//! the previous mart or the new one, never a mix. The newest [`HISTORY_KEPT`] versions are kept.
+//! A mart is first written whole to `marts/_staging/<mart>/<run_id>.parquet`, and an
+//! intermediate model to `models/<model>/_staging/<run_id>.parquet`; its data tests read it
+//! there. Only when they pass is it promoted by an atomic copy (server-side copy, or hard link
+//! and rename on the local store) to where it is read — `marts/<mart>.parquet`,
+//! `models/<model>/data.parquet` — so a reader, or a later run attaching the model, sees the last
+//! good version or the new one, never a failed or partial one.
+//!
+//! Each published mart is also kept, as an independent copy, in
+//! `marts/_history/<mart>/<run_id>.parquet` (the run that built it; the newest [`HISTORY_KEPT`]
+//! are kept), so a published mart changed or deleted
+//! outside the pipeline can be restored from the copy its recorded seal names.
 
 use crate::error::Result;
+use crate::integrity::{self, Seal};
 use crate::storage::Store;
 
-/// Previous versions kept per mart.
+/// Versions kept per mart in `_history`, the current one included.
 pub const HISTORY_KEPT: usize = 10;
 
 /// Where a run stages a mart before its tests pass.
@@ -22,22 +29,68 @@ pub fn published_path(mart: &str) -> String {
     format!("marts/{mart}.parquet")
 }
 
-/// Publishes a staged mart; returns the published path.
-pub async fn publish(store: &Store, mart: &str, run_id: &str) -> Result<String> {
-    let staged = staged_path(mart, run_id);
-    let published = published_path(mart);
-    if store.head(&published).await?.is_some() {
-        store.copy(&published, &format!("marts/_history/{mart}/{run_id}.parquet")).await?;
-    }
-    store.copy(&staged, &published).await?;
-    store.delete(&staged).await?;
-    prune_history(store, mart).await?;
-    Ok(published)
+/// The copy of the mart that `run_id` built.
+pub fn history_path(mart: &str, run_id: &str) -> String {
+    format!("marts/_history/{mart}/{run_id}.parquet")
 }
 
-/// Removes a staged mart that failed its tests (nothing was published).
-pub async fn discard(store: &Store, mart: &str, run_id: &str) -> Result<()> {
-    store.delete(&staged_path(mart, run_id)).await
+/// Where a run stages an intermediate model before its tests pass.
+pub fn staged_model_path(model: &str, run_id: &str) -> String {
+    format!("models/{model}/_staging/{run_id}.parquet")
+}
+
+/// Where an intermediate model is read from.
+pub fn model_path(model: &str) -> String {
+    format!("models/{model}/data.parquet")
+}
+
+/// Publishes a staged mart: keeps it in `_history` and replaces the published object. Returns
+/// the published object's seal.
+pub async fn publish(store: &Store, mart: &str, run_id: &str) -> Result<Seal> {
+    let staged = staged_path(mart, run_id);
+    let (size, blake3) = integrity::hash_object(store, &staged).await?;
+    copy_bytes(store, &staged, &history_path(mart, run_id)).await?;
+    let seal = promote(store, &staged, &published_path(mart), size, blake3).await?;
+    prune_history(store, mart).await?;
+    Ok(seal)
+}
+
+/// Promotes a staged intermediate model whose tests passed; returns its seal.
+pub async fn promote_model(store: &Store, model: &str, run_id: &str, size: u64, blake3: String) -> Result<Seal> {
+    promote(store, &staged_model_path(model, run_id), &model_path(model), size, blake3).await
+}
+
+async fn promote(store: &Store, staged: &str, target: &str, size: u64, blake3: String) -> Result<Seal> {
+    store.copy(staged, target).await?;
+    store.delete(staged).await?;
+    integrity::seal_with_hash(store, target, size, blake3).await
+}
+
+/// Removes a staged object that failed its tests (nothing was published).
+pub async fn discard(store: &Store, staged: &str) -> Result<()> {
+    store.delete(staged).await
+}
+
+/// Puts back the published mart that `run_id` built, if `_history` still holds it unchanged.
+/// Returns the new seal, or `None` when there is no good copy (the mart must be rebuilt).
+pub async fn restore(store: &Store, mart: &str, run_id: &str, recorded: &Seal) -> Result<Option<Seal>> {
+    let kept = history_path(mart, run_id);
+    if store.head(&kept).await?.is_none() {
+        return Ok(None);
+    }
+    let (size, blake3) = integrity::hash_object(store, &kept).await?;
+    if size != recorded.size || blake3 != recorded.blake3 {
+        return Ok(None);
+    }
+    copy_bytes(store, &kept, &recorded.path).await?;
+    Ok(Some(integrity::seal_with_hash(store, &recorded.path, size, blake3).await?))
+}
+
+/// A copy that shares nothing with its source. (The local store's `copy` is a hard link: a
+/// published mart rewritten in place would rewrite its kept copy too.) Marts are small.
+async fn copy_bytes(store: &Store, from: &str, to: &str) -> Result<()> {
+    let bytes = store.get(from).await?;
+    store.put(to, bytes).await
 }
 
 async fn prune_history(store: &Store, mart: &str) -> Result<()> {

@@ -1,13 +1,16 @@
 //! Build state: a fingerprint per model, so that a model whose inputs have not changed is not
 //! rebuilt (re-running on the same landing files changes nothing and costs almost nothing).
 //!
-//! A model's fingerprint covers the tool version, its SQL, its sidecar (tests, disclosure), the
+//! A model's fingerprint covers the build identity of the code it depends on
+//! ([`crate::code_identity`]), its SQL, its sidecar (tests, disclosure), the
 //! fingerprints of the models it reads and, for the staging tables it reads, the manifest entries
 //! of the files loaded into them (path, content hash or ETag, loading run). It is stored in
-//! `_state/models/<model>.json` once the model has been built and, for a mart, published.
+//! `_state/models/<model>.json` once the model has been built and, for a mart, published, with
+//! the seal of the object written.
 
 use super::graph::Graph;
-use super::model::Model;
+use super::model::{Layer, Model};
+use crate::code_identity::{calls_any, statistical_functions, CodeIdentity};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::ingest::manifest::{FileStatus, Manifest};
@@ -21,6 +24,10 @@ pub struct ModelState {
     pub fingerprint: String,
     pub run_id: String,
     pub rows: Option<u64>,
+    /// The materialised object as written (intermediate models and published marts), checked by
+    /// every build, `status` and `verify` ([`crate::integrity`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<crate::integrity::Seal>,
 }
 
 fn location(model: &str) -> String {
@@ -40,6 +47,21 @@ pub async fn save(warehouse: &Store, model: &str, state: &ModelState) -> Result<
     let json = serde_json::to_vec_pretty(state)
         .map_err(|e| Error::State { location: location(model), reason: e.to_string() })?;
     warehouse.put(&location(model), json).await
+}
+
+/// The recorded state of every model that has one.
+pub async fn load_all(warehouse: &Store) -> Result<BTreeMap<String, ModelState>> {
+    let mut out = BTreeMap::new();
+    for meta in warehouse.list("_state/models/").await? {
+        let location = meta.location.as_ref();
+        let Some(model) = location.strip_prefix("_state/models/").and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        if let Some(state) = load(warehouse, model).await? {
+            out.insert(model.to_string(), state);
+        }
+    }
+    Ok(out)
 }
 
 /// Forgets a model's state (its output changed without a successful build).
@@ -66,11 +88,16 @@ pub async fn source_fingerprints(warehouse: &Store, pipelines: &[Pipeline]) -> R
     Ok(out)
 }
 
-/// Fingerprints of every model, in graph order.
-pub fn model_fingerprints(graph: &Graph, sources: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// Fingerprints of every model, in graph order, for the code of `code`.
+pub fn model_fingerprints(
+    graph: &Graph,
+    sources: &BTreeMap<String, String>,
+    code: &CodeIdentity,
+) -> BTreeMap<String, String> {
+    let functions = statistical_functions();
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for m in &graph.models {
-        let fingerprint = fingerprint(m, graph, &out, sources);
+        let fingerprint = fingerprint(m, graph, &out, sources, code, &functions);
         out.insert(m.name.clone(), fingerprint);
     }
     out
@@ -81,9 +108,22 @@ fn fingerprint(
     graph: &Graph,
     models: &BTreeMap<String, String>,
     sources: &BTreeMap<String, String>,
+    code: &CodeIdentity,
+    functions: &[String],
 ) -> String {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    if m.layer != Layer::Staging {
+        hasher.update(b"models:");
+        hasher.update(code.models.as_bytes());
+    }
+    if calls_any(&m.sql, functions) {
+        hasher.update(b"stats:");
+        hasher.update(code.stats.as_bytes());
+    }
+    if m.spec.disclosure.is_some() {
+        hasher.update(b"disclosure:");
+        hasher.update(code.disclosure.as_bytes());
+    }
     hasher.update(m.sql.as_bytes());
     if let Ok(sidecar) = std::fs::read(m.path.with_extension("toml")) {
         hasher.update(&sidecar);
