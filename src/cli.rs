@@ -1,8 +1,10 @@
 //! Command-line interface. `anyhow` is used only here, at the top; the library returns typed
 //! errors.
 //!
-//! Exit codes: 0 success; 1 the run failed (I/O, object store, internal); 2 configuration or
-//! validation error; 3 the run finished but rejected files (only with `--fail-on-reject`);
+//! Exit codes: 0 success (also when some files were rejected or skipped: each is the file's
+//! outcome, recorded with its reason, and the marts are built from what loaded); 1 the run failed
+//! (I/O, object store, internal); 2 configuration or validation error; 3 the run finished but
+//! rejected or skipped files (only with `--fail-on-reject`);
 //! 4 a model failed or its data tests failed (nothing of it was published); 5 another run holds
 //! the warehouse lock.
 
@@ -145,7 +147,7 @@ pub enum Command {
     },
     /// Ingest, then build every model: the whole job.
     Run {
-        /// Exit with code 3 if any file was rejected or held.
+        /// Exit with code 3 if any file was rejected, skipped or held (otherwise 0: rejections are recorded, not failures).
         #[arg(long)]
         fail_on_reject: bool,
         /// Load this landing file (path or file name) even if the revision guard holds it as an
@@ -161,7 +163,7 @@ pub enum Command {
         /// Re-ingest files even if unchanged.
         #[arg(long)]
         force: bool,
-        /// Exit with code 3 if any file was rejected or held.
+        /// Exit with code 3 if any file was rejected, skipped or held (otherwise 0: rejections are recorded, not failures).
         #[arg(long)]
         fail_on_reject: bool,
         /// Load this landing file (path or file name) even if the revision guard holds it as an
@@ -440,10 +442,7 @@ fn report_ingest(outcome: &mut JobOutcome, json: bool) -> anyhow::Result<bool> {
     } else {
         print_summary(&outcome.record.run_id, &reports, outcome.record.seconds);
     }
-    Ok(reports
-        .iter()
-        .flat_map(|r| &r.files)
-        .any(|f| matches!(f.outcome, FileOutcome::Rejected(_) | FileOutcome::Held(_))))
+    Ok(reports.iter().flat_map(|r| &r.files).any(|f| f.outcome.is_refused()))
 }
 
 /// Prints the build part of a job; returns whether it succeeded.
@@ -500,7 +499,7 @@ pub fn print_summary(run_id: &str, reports: &[PipelineReport], seconds: f64) {
             r.files.len(),
             count(|o| *o == FileOutcome::Loaded),
             count(|o| matches!(o, FileOutcome::Unchanged | FileOutcome::Duplicate(_))),
-            count(|o| matches!(o, FileOutcome::Rejected(_) | FileOutcome::Held(_))),
+            count(FileOutcome::is_refused),
             t.rows_in,
             t.rows_written,
             t.rows_quarantined,
@@ -509,6 +508,7 @@ pub fn print_summary(run_id: &str, reports: &[PipelineReport], seconds: f64) {
         for f in &r.files {
             match &f.outcome {
                 FileOutcome::Rejected(reason) => println!("    rejected {}: {reason}", f.path),
+                FileOutcome::Skipped(reason) => println!("    skipped {}: {reason}", f.path),
                 FileOutcome::Held(reason) => println!("    held {}: {reason}", f.path),
                 FileOutcome::Duplicate(original) => println!("    duplicate {} of {original}: not re-read", f.path),
                 _ => {}
@@ -516,6 +516,9 @@ pub fn print_summary(run_id: &str, reports: &[PipelineReport], seconds: f64) {
             if let Some(reason) = &f.revision_accepted {
                 println!("    accepted revision {}: {reason}", f.path);
             }
+        }
+        for m in &r.near_misses {
+            println!("    not read {}: {}", m.path, m.reason);
         }
     }
 }

@@ -139,7 +139,7 @@ impl Store {
 
     /// Metadata of one object, `None` if absent.
     pub async fn head(&self, path: &str) -> Result<Option<ObjectMeta>> {
-        match self.inner.head(&ObjectPath::from(path)).await {
+        match self.inner.head(&object_path(path)).await {
             Ok(m) => Ok(Some(m)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::store("head", self.display(path))(e)),
@@ -148,13 +148,13 @@ impl Store {
 
     /// Reads a whole object.
     pub async fn get(&self, path: &str) -> Result<Bytes> {
-        let r = self.inner.get(&ObjectPath::from(path)).await.map_err(Error::store("get", self.display(path)))?;
+        let r = self.inner.get(&object_path(path)).await.map_err(Error::store("get", self.display(path)))?;
         r.bytes().await.map_err(Error::store("read", self.display(path)))
     }
 
     /// Reads a whole object, `None` if absent.
     pub async fn get_opt(&self, path: &str) -> Result<Option<Bytes>> {
-        match self.inner.get(&ObjectPath::from(path)).await {
+        match self.inner.get(&object_path(path)).await {
             Ok(r) => Ok(Some(r.bytes().await.map_err(Error::store("read", self.display(path)))?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::store("get", self.display(path))(e)),
@@ -183,6 +183,13 @@ impl Store {
             Err(e) => Err(Error::store("delete", self.display(path))(e)),
         }
     }
+}
+
+/// The object path of a listed location's text (`location.to_string()`): taken as it is when it
+/// is a valid path, so a name with spaces, `%` or letters outside ASCII reads the object it was
+/// listed as (`ObjectPath::from` would percent-encode it into another name).
+fn object_path(path: &str) -> ObjectPath {
+    ObjectPath::parse(path).unwrap_or_else(|_| ObjectPath::from(path))
 }
 
 /// Local path of a `file://` URL or a plain path; `None` for other schemes.

@@ -12,7 +12,7 @@
 //!   saying the result went on, then stops reading.
 
 use super::query::{neutralise_csv, CsvCells, OutputFormat};
-use crate::config::environment::LimitsSettings;
+use crate::config::environment::LimitSettings;
 use crate::error::{Error, Result};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
@@ -28,15 +28,15 @@ pub struct OutputLimits {
     pub max_table_rows: usize,
 }
 
-impl From<&LimitsSettings> for OutputLimits {
-    fn from(l: &LimitsSettings) -> Self {
+impl From<&LimitSettings> for OutputLimits {
+    fn from(l: &LimitSettings) -> Self {
         Self { max_rows: l.max_query_rows, max_bytes: l.max_query_bytes, max_table_rows: l.max_table_rows }
     }
 }
 
 impl Default for OutputLimits {
     fn default() -> Self {
-        (&LimitsSettings::default()).into()
+        (&LimitSettings::default()).into()
     }
 }
 

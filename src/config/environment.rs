@@ -26,44 +26,76 @@ pub struct Environment {
     /// Locking, scheduling and retries.
     #[serde(default)]
     pub operations: OperationsSettings,
-    /// Bounds on what one query or build may use.
+    /// Bounds on what one landing file may make the reader hold, and on what one query or build
+    /// may use.
     #[serde(default)]
-    pub limits: LimitsSettings,
+    pub limits: LimitSettings,
 }
 
-/// Default of [`LimitsSettings::max_query_rows`]: 10 million rows.
+/// Default of [`LimitSettings::max_query_rows`]: 10 million rows.
 pub const DEFAULT_MAX_QUERY_ROWS: u64 = 10_000_000;
-/// Default of [`LimitsSettings::max_query_bytes`]: 2 GiB of output.
+/// Default of [`LimitSettings::max_query_bytes`]: 2 GiB of output.
 pub const DEFAULT_MAX_QUERY_BYTES: u64 = 2 << 30;
-/// Default of [`LimitsSettings::max_table_rows`]: rows the table format shows.
+/// Default of [`LimitSettings::max_table_rows`]: rows the table format shows.
 pub const DEFAULT_MAX_TABLE_ROWS: usize = 10_000;
-/// Default of [`LimitsSettings::memory_limit_bytes`]: 4 GiB for DataFusion's operators.
+/// Default of [`LimitSettings::memory_limit_bytes`]: 4 GiB for DataFusion's operators.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 4 << 30;
 
-/// Bounds on what one query or build may use (`[limits]`).
+/// Bounds (`[limits]`). Reading: a landing file over a bound is rejected whole with a reason
+/// naming the bound; each is checked while reading, before the data is held in memory, so a
+/// hostile file costs at most about the bound. Querying: `max_query_*` and `max_table_rows` bound
+/// one statement's output, `memory_limit_bytes` the operators of one DataFusion session.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsSettings {
+pub struct LimitSettings {
+    /// Largest uncompressed worksheet (or shared-strings part) of an XLSX workbook, in bytes
+    /// (default 256 MiB). Checked against the zip central directory before the sheet is
+    /// decompressed, and while it is.
+    #[serde(default = "LimitSettings::default_max_xlsx_sheet_bytes")]
+    pub max_xlsx_sheet_bytes: u64,
+    /// Largest ratio of uncompressed to compressed size of a workbook part over 1 MiB (default
+    /// 200): more is a zip bomb, not a spreadsheet.
+    #[serde(default = "LimitSettings::default_max_xlsx_zip_ratio")]
+    pub max_xlsx_zip_ratio: u64,
+    /// Longest field of a delimited text file or cell of a workbook, in bytes (default 1 MiB).
+    #[serde(default = "LimitSettings::default_max_field_bytes")]
+    pub max_field_bytes: usize,
+    /// Longest line (record) of a delimited text file, in bytes (default 4 MiB); the title and
+    /// header lines too.
+    #[serde(default = "LimitSettings::default_max_line_bytes")]
+    pub max_line_bytes: usize,
     /// Most rows `alliance query` and `alliance shell` write for one statement (default
     /// [`DEFAULT_MAX_QUERY_ROWS`]); a larger result stops with an error naming this setting.
-    #[serde(default = "LimitsSettings::default_max_query_rows")]
+    #[serde(default = "LimitSettings::default_max_query_rows")]
     pub max_query_rows: u64,
     /// Most bytes of output (CSV, JSON, Parquet or table text) for one statement (default
     /// [`DEFAULT_MAX_QUERY_BYTES`]); a larger result stops with an error naming this setting.
-    #[serde(default = "LimitsSettings::default_max_query_bytes")]
+    #[serde(default = "LimitSettings::default_max_query_bytes")]
     pub max_query_bytes: u64,
     /// Rows the `table` format shows before it stops with a note (default
     /// [`DEFAULT_MAX_TABLE_ROWS`]): a text table is for reading, files are for everything.
-    #[serde(default = "LimitsSettings::default_max_table_rows")]
+    #[serde(default = "LimitSettings::default_max_table_rows")]
     pub max_table_rows: usize,
     /// Memory DataFusion's operators (joins, aggregates, sorts) may reserve in one query or build
     /// session, shared fairly between them; beyond it they spill to temporary files, or fail with
     /// a resources-exhausted error (default [`DEFAULT_MEMORY_LIMIT_BYTES`]).
-    #[serde(default = "LimitsSettings::default_memory_limit_bytes")]
+    #[serde(default = "LimitSettings::default_memory_limit_bytes")]
     pub memory_limit_bytes: u64,
 }
 
-impl LimitsSettings {
+impl LimitSettings {
+    fn default_max_xlsx_sheet_bytes() -> u64 {
+        256 << 20
+    }
+    fn default_max_xlsx_zip_ratio() -> u64 {
+        200
+    }
+    fn default_max_field_bytes() -> usize {
+        1 << 20
+    }
+    fn default_max_line_bytes() -> usize {
+        4 << 20
+    }
     fn default_max_query_rows() -> u64 {
         DEFAULT_MAX_QUERY_ROWS
     }
@@ -78,9 +110,13 @@ impl LimitsSettings {
     }
 }
 
-impl Default for LimitsSettings {
+impl Default for LimitSettings {
     fn default() -> Self {
         Self {
+            max_xlsx_sheet_bytes: Self::default_max_xlsx_sheet_bytes(),
+            max_xlsx_zip_ratio: Self::default_max_xlsx_zip_ratio(),
+            max_field_bytes: Self::default_max_field_bytes(),
+            max_line_bytes: Self::default_max_line_bytes(),
             max_query_rows: DEFAULT_MAX_QUERY_ROWS,
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
             max_table_rows: DEFAULT_MAX_TABLE_ROWS,
@@ -273,8 +309,16 @@ impl Environment {
             return Err(Error::config(&path, "ingest batch_rows and row_group_rows must be > 0"));
         }
         let l = &env.limits;
-        if l.max_query_rows == 0 || l.max_query_bytes == 0 || l.max_table_rows == 0 || l.memory_limit_bytes == 0 {
-            return Err(Error::config(&path, "every [limits] setting must be > 0"));
+        if l.max_xlsx_sheet_bytes == 0
+            || l.max_xlsx_zip_ratio == 0
+            || l.max_field_bytes == 0
+            || l.max_line_bytes == 0
+            || l.max_query_rows == 0
+            || l.max_query_bytes == 0
+            || l.max_table_rows == 0
+            || l.memory_limit_bytes == 0
+        {
+            return Err(Error::config(&path, "every [limits] value must be > 0"));
         }
         Ok(env)
     }

@@ -8,11 +8,18 @@
 //! A file that cannot be read as declared (wrong shape, missing columns, malformed structure) is
 //! rejected whole: nothing from it is written, the reason goes to
 //! `quarantine/<pipeline>/<slug>.rejected.json` and the manifest, and data from earlier versions
-//! stays. Object-store failures are not rejections: they fail the run, to be retried.
+//! stays. Any other failure while reading, normalising or writing one file (an unreadable
+//! column type, a writer error that is not the store's) is also that file's rejection: the other
+//! files and pipelines go on. Every reason passes through [`redact::reason`] first, so no data
+//! from the file reaches the log or the state. Transient object-store failures are not
+//! rejections: they fail the run, to be retried. Landing entries that are not regular files
+//! (links, devices) are skipped, never read ([`landing`]).
 
 pub mod dates;
 pub mod duplicates;
 pub mod fetch;
+pub mod landing;
+pub mod limits;
 pub mod manifest;
 pub mod nhs;
 pub mod normalise;
@@ -21,6 +28,7 @@ pub mod parquet_source;
 pub mod parse;
 pub mod plausibility;
 pub mod records;
+pub mod redact;
 pub mod repair;
 pub mod revision_guard;
 pub mod source;
@@ -59,6 +67,16 @@ pub enum FileOutcome {
     Held(String),
     /// A byte-for-byte copy of the loaded landing file named; nothing read or written.
     Duplicate(String),
+    /// A landing entry matching the pipeline that is not a file ingestion may read (a symbolic
+    /// link, a device, a name the store cannot represent); never opened, not in the manifest.
+    Skipped(String),
+}
+
+impl FileOutcome {
+    /// True for a file that was not loaded for a reason (rejected, skipped or held).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, FileOutcome::Rejected(_) | FileOutcome::Skipped(_) | FileOutcome::Held(_))
+    }
 }
 
 /// Report of one file.
@@ -83,6 +101,9 @@ pub struct PipelineReport {
     pub pipeline: String,
     pub table: String,
     pub files: Vec<FileReport>,
+    /// Landing files this pipeline nearly matches but does not read (wrong case, wrong folder).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub near_misses: Vec<landing::NearMiss>,
 }
 
 impl PipelineReport {
@@ -128,16 +149,31 @@ impl Ingestor {
         }
         let selected: Vec<&Pipeline> =
             pipelines.iter().filter(|p| options.pipelines.is_empty() || options.pipelines.contains(&p.name)).collect();
+        let near = self.near_misses(pipelines).await?;
         let mut reports = Vec::with_capacity(selected.len());
         for p in selected {
             let span = info_span!("pipeline", pipeline = %p.name);
-            reports.push(self.run_pipeline(p, options).instrument(span).await?);
+            let mut report = self.run_pipeline(p, options).instrument(span).await?;
+            report.near_misses = near.iter().filter(|m| m.pipeline == p.name).cloned().collect();
+            reports.push(report);
         }
         Ok(reports)
     }
 
+    /// Landing files no pipeline reads but one nearly would, each warned about.
+    async fn near_misses(&self, pipelines: &[Pipeline]) -> Result<Vec<landing::NearMiss>> {
+        let listing = landing::list(&self.stores.landing, "").await?;
+        landing::warn_skipped(&listing.skipped);
+        let paths: Vec<String> = listing.files.iter().map(|m| m.location.to_string()).collect();
+        let misses = landing::near_misses(&paths, pipelines);
+        for m in &misses {
+            warn!(file = %m.path, pipeline = %m.pipeline, reason = %m.reason, "landing file not read: near miss");
+        }
+        Ok(misses)
+    }
+
     async fn run_pipeline(&self, p: &Pipeline, options: &IngestOptions) -> Result<PipelineReport> {
-        let candidates = landing_files(&self.stores.landing, p).await?;
+        let (candidates, skipped) = landing_listing(&self.stores.landing, p).await?;
         let mut manifest = Manifest::load(&self.stores.warehouse, &p.name).await?;
         let pseudonymiser = if p.columns.iter().any(|c| c.kind == ColumnType::NhsNumber) {
             Some(Arc::new(nhs::Pseudonymiser::new(&self.env.pseudonymisation_key()?)))
@@ -169,12 +205,24 @@ impl Ingestor {
             bar.inc(1);
         }
         bar.finish_and_clear();
+        for s in skipped {
+            files.push(FileReport {
+                path: s.path,
+                bytes: 0,
+                outcome: FileOutcome::Skipped(s.reason),
+                counts: RowCounts::default(),
+                outputs: vec![],
+                quarantine: None,
+                seconds: 0.0,
+                revision_accepted: None,
+            });
+        }
         if manifest.pipeline_fingerprint.as_deref() != Some(fingerprint.as_str()) {
             manifest.pipeline_fingerprint = Some(fingerprint);
             manifest.save(&self.stores.warehouse).await?;
         }
         self.collect_garbage(p, &manifest).await?;
-        Ok(PipelineReport { pipeline: p.name.clone(), table: p.table.clone(), files })
+        Ok(PipelineReport { pipeline: p.name.clone(), table: p.table.clone(), files, near_misses: vec![] })
     }
 
     async fn file(
@@ -213,7 +261,8 @@ impl Ingestor {
                     report.counts = record.counts;
                     if record.status == FileStatus::Rejected {
                         // Same bytes, same pipeline: the same rejection; reported, not re-read.
-                        report.outcome = FileOutcome::Rejected(record.error.clone().unwrap_or_default());
+                        report.outcome =
+                            FileOutcome::Rejected(redact::reason(record.error.as_deref().unwrap_or_default()));
                         report.quarantine = Some(format!("quarantine/{}/{}.rejected.json", p.name, slug(&path)));
                     }
                     if record.status == FileStatus::Duplicate {
@@ -261,7 +310,6 @@ impl Ingestor {
         let pending = self.pending_prefix(p, &path);
         let outcome = self.load_file(p, meta, &file_url, pseudonymiser, pending.as_deref()).await;
         report.seconds = started.elapsed().as_secs_f64();
-        let slug = slug(&path);
         let outcome = match (outcome, &pending) {
             (Ok(loaded), Some(pending)) => {
                 match self.settle(p, &path, manifest, pending, loaded, accept_revision).await? {
@@ -276,87 +324,127 @@ impl Ingestor {
             }
             (other, _) => other,
         };
+        let outcome = match outcome {
+            Ok(loaded) if !loaded.counts.balanced() => {
+                Err(Error::source_file(&file_url, format!("row accounting does not balance: {:?}", loaded.counts)))
+            }
+            other => other,
+        };
         match outcome {
-            Ok(loaded) => {
-                let stale = manifest.take_ownership(&path, &loaded.outputs);
-                for object in stale {
-                    self.stores.warehouse.delete(&object).await?;
-                }
-                let old_quarantine = manifest.files.get(&path).and_then(|r| r.quarantine.clone());
-                if let Some(old) = old_quarantine.filter(|old| Some(old) != loaded.quarantine.as_ref()) {
-                    self.stores.warehouse.delete(&old).await?;
-                }
-                self.stores.warehouse.delete(&format!("quarantine/{}/{slug}.rejected.json", p.name)).await?;
-                self.stores.warehouse.delete(&format!("quarantine/{}/{slug}.held.json", p.name)).await?;
-                if !loaded.counts.balanced() {
-                    return Err(Error::source_file(
-                        &file_url,
-                        format!("row accounting does not balance: {:?}", loaded.counts),
-                    ));
-                }
-                info!(
-                    rows_in = loaded.counts.rows_in,
-                    written = loaded.counts.rows_written,
-                    quarantined = loaded.counts.rows_quarantined,
-                    dropped = loaded.counts.rows_dropped,
-                    objects = loaded.outputs.len(),
-                    seconds = report.seconds,
-                    "loaded"
-                );
-                manifest.files.insert(
-                    path.clone(),
-                    FileRecord {
-                        size: meta.size,
-                        e_tag: meta.e_tag.clone(),
-                        last_modified: meta.last_modified,
-                        content_hash: loaded.content_hash,
-                        run_id: self.run_id.clone(),
-                        ingested_at: now,
-                        status: FileStatus::Loaded,
-                        error: None,
-                        counts: loaded.counts,
-                        outputs: loaded.outputs.clone(),
-                        quarantine: loaded.quarantine.clone(),
-                    },
-                );
-                report.outcome = FileOutcome::Loaded;
-                report.counts = loaded.counts;
-                report.outputs = loaded.outputs;
-                report.quarantine = loaded.quarantine;
-            }
-            Err(e @ (Error::SourceFile { .. } | Error::SourceValue { .. })) => {
-                let reason = e.to_string();
-                warn!(%reason, "file rejected");
-                let note = serde_json::json!({
-                    "source_file": file_url, "run_id": self.run_id, "at": now, "reason": reason,
-                });
-                let location = format!("quarantine/{}/{slug}.rejected.json", p.name);
-                self.stores.warehouse.put(&location, serde_json::to_vec_pretty(&note).unwrap_or_default()).await?;
-                let previous = manifest.files.get(&path).map(|r| (r.outputs.clone(), r.quarantine.clone()));
-                let (outputs, quarantine) = previous.unwrap_or_default();
-                manifest.files.insert(
-                    path.clone(),
-                    FileRecord {
-                        size: meta.size,
-                        e_tag: meta.e_tag.clone(),
-                        last_modified: meta.last_modified,
-                        content_hash: None,
-                        run_id: self.run_id.clone(),
-                        ingested_at: now,
-                        status: FileStatus::Rejected,
-                        error: Some(reason.clone()),
-                        counts: RowCounts::default(),
-                        outputs,
-                        quarantine,
-                    },
-                );
-                report.outcome = FileOutcome::Rejected(reason);
-                report.quarantine = Some(location);
-            }
-            Err(other) => return Err(other),
+            Ok(loaded) => self.record_loaded(p, meta, manifest, &mut report, loaded).await?,
+            // The store failing is not the file's fault: the run fails, to be retried.
+            Err(e) if e.is_transient() || matches!(e, Error::Interrupted(_)) => return Err(e),
+            Err(e) => self.record_rejected(p, meta, manifest, &mut report, &file_url, &e).await?,
         }
         manifest.save(&self.stores.warehouse).await?;
         Ok(report)
+    }
+
+    /// Records a loaded file: its objects replace the ones it owned, its quarantine replaces the
+    /// old one, and any earlier rejection note goes.
+    async fn record_loaded(
+        &self,
+        p: &Pipeline,
+        meta: &ObjectMeta,
+        manifest: &mut Manifest,
+        report: &mut FileReport,
+        loaded: Loaded,
+    ) -> Result<()> {
+        let path = meta.location.to_string();
+        let stale = manifest.take_ownership(&path, &loaded.outputs);
+        for object in stale {
+            self.stores.warehouse.delete(&object).await?;
+        }
+        let old_quarantine = manifest.files.get(&path).and_then(|r| r.quarantine.clone());
+        if let Some(old) = old_quarantine.filter(|old| Some(old) != loaded.quarantine.as_ref()) {
+            self.stores.warehouse.delete(&old).await?;
+        }
+        self.stores.warehouse.delete(&format!("quarantine/{}/{}.rejected.json", p.name, slug(&path))).await?;
+        self.stores.warehouse.delete(&format!("quarantine/{}/{}.held.json", p.name, slug(&path))).await?;
+        let c = loaded.counts;
+        if c.rows_written == 0 && c.rows_quarantined > 0 {
+            warn!(
+                rows_in = c.rows_in,
+                quarantined = c.rows_quarantined,
+                dropped = c.rows_dropped,
+                seconds = report.seconds,
+                "loaded, but every row was quarantined"
+            );
+        } else {
+            info!(
+                rows_in = c.rows_in,
+                written = c.rows_written,
+                quarantined = c.rows_quarantined,
+                dropped = c.rows_dropped,
+                objects = loaded.outputs.len(),
+                seconds = report.seconds,
+                "loaded"
+            );
+        }
+        manifest.files.insert(
+            path,
+            FileRecord {
+                size: meta.size,
+                e_tag: meta.e_tag.clone(),
+                last_modified: meta.last_modified,
+                content_hash: loaded.content_hash,
+                run_id: self.run_id.clone(),
+                ingested_at: Utc::now(),
+                status: FileStatus::Loaded,
+                error: None,
+                counts: loaded.counts,
+                outputs: loaded.outputs.clone(),
+                quarantine: loaded.quarantine.clone(),
+            },
+        );
+        report.outcome = FileOutcome::Loaded;
+        report.counts = loaded.counts;
+        report.outputs = loaded.outputs;
+        report.quarantine = loaded.quarantine;
+        Ok(())
+    }
+
+    /// Records a rejected file: a note in quarantine and the manifest, with the reason redacted;
+    /// the data of its earlier version stays.
+    async fn record_rejected(
+        &self,
+        p: &Pipeline,
+        meta: &ObjectMeta,
+        manifest: &mut Manifest,
+        report: &mut FileReport,
+        file_url: &str,
+        error: &Error,
+    ) -> Result<()> {
+        let path = meta.location.to_string();
+        let reason = redact::reason(&error.to_string());
+        warn!(%reason, "file rejected");
+        let now = Utc::now();
+        let note = serde_json::json!({
+            "source_file": redact::name(file_url), "run_id": self.run_id, "at": now, "reason": reason,
+        });
+        let location = format!("quarantine/{}/{}.rejected.json", p.name, slug(&path));
+        self.stores.warehouse.put(&location, serde_json::to_vec_pretty(&note).unwrap_or_default()).await?;
+        let previous = manifest.files.get(&path).map(|r| (r.outputs.clone(), r.quarantine.clone()));
+        let (outputs, quarantine) = previous.unwrap_or_default();
+        manifest.files.insert(
+            path,
+            FileRecord {
+                size: meta.size,
+                e_tag: meta.e_tag.clone(),
+                last_modified: meta.last_modified,
+                content_hash: None,
+                run_id: self.run_id.clone(),
+                ingested_at: now,
+                status: FileStatus::Rejected,
+                error: Some(reason.clone()),
+                counts: RowCounts::default(),
+                outputs,
+                quarantine,
+            },
+        );
+        report.outcome = FileOutcome::Rejected(reason);
+        report.quarantine = Some(location);
+        Ok(())
     }
 
     /// Streams one file through read → normalise → write.
@@ -382,14 +470,14 @@ impl Ingestor {
                     Some(file) => tokio::task::spawn_blocking(move || fetch::read_local_hashed(&file, &url, chunk_tx)),
                     None => tokio::spawn(fetch::stream_hashed(store, location, url, chunk_tx)),
                 });
-                let (file, spec) = (file_url.to_string(), p.source.clone());
-                tokio::task::spawn_blocking(move || text::read_text(&file, &spec, batch_rows, chunk_rx, tx));
+                let (file, spec, limits) = (file_url.to_string(), p.source.clone(), self.env.limits.clone());
+                tokio::task::spawn_blocking(move || text::read_text(&file, &spec, batch_rows, &limits, chunk_rx, tx));
             }
             Format::Xlsx => {
                 let bytes = self.stores.landing.get(&path).await?;
                 content_hash = Some(fetch::content_hash(&bytes));
-                let (file, spec) = (file_url.to_string(), p.source.clone());
-                tokio::task::spawn_blocking(move || xlsx::read_xlsx(&file, &spec, batch_rows, bytes, tx));
+                let (file, spec, limits) = (file_url.to_string(), p.source.clone(), self.env.limits.clone());
+                tokio::task::spawn_blocking(move || xlsx::read_xlsx(&file, &spec, batch_rows, &limits, bytes, tx));
             }
             Format::Parquet => {
                 let bytes = self.stores.landing.get(&path).await?;
@@ -534,19 +622,22 @@ pub fn pipeline_fingerprint(p: &Pipeline) -> String {
 
 /// The landing objects matching a pipeline's glob, oldest first.
 pub async fn landing_files(landing: &crate::storage::Store, p: &Pipeline) -> Result<Vec<ObjectMeta>> {
-    let matcher = globset::GlobBuilder::new(&p.source.glob)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| Error::config(&p.file, e.to_string()))?
-        .compile_matcher();
-    let mut candidates: Vec<ObjectMeta> = landing
-        .list(&literal_prefix(&p.source.glob))
-        .await?
-        .into_iter()
-        .filter(|m| matcher.is_match(m.location.as_ref()))
-        .collect();
+    Ok(landing_listing(landing, p).await?.0)
+}
+
+/// The landing objects matching a pipeline's glob, oldest first, and the entries matching it
+/// that are skipped (links, devices, odd names).
+pub async fn landing_listing(
+    landing: &crate::storage::Store,
+    p: &Pipeline,
+) -> Result<(Vec<ObjectMeta>, Vec<landing::Skipped>)> {
+    let matcher = landing::matcher(p)?;
+    let listing = landing::list(landing, &literal_prefix(&p.source.glob)).await?;
+    let mut candidates: Vec<ObjectMeta> =
+        listing.files.into_iter().filter(|m| matcher.is_match(m.location.as_ref())).collect();
     candidates.sort_by(|a, b| (a.last_modified, a.location.as_ref()).cmp(&(b.last_modified, b.location.as_ref())));
-    Ok(candidates)
+    let skipped = listing.skipped.into_iter().filter(|s| s.matches(&matcher)).collect();
+    Ok((candidates, skipped))
 }
 
 /// Landing files of a pipeline that are new or changed since the manifest saw them (size and
@@ -574,13 +665,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A file-system and URL safe name for a landing path, unique per path.
+/// Characters of a file name kept in a [`slug`]: with the hash and the longest suffix
+/// (`.rejected.json`) an object name stays well under the 255 bytes file systems allow.
+pub const SLUG_STEM_CHARS: usize = 120;
+
+/// A file-system and URL safe name for a landing path, unique per path: the file name with
+/// anything but ASCII letters, digits, `-`, `_` and `.` as `_`, cut to [`SLUG_STEM_CHARS`], then
+/// `-` and the first 8 hex digits of the path's SHA-256.
 pub fn slug(path: &str) -> String {
     let stem: String = path
         .rsplit('/')
         .next()
         .unwrap_or(path)
         .chars()
+        .take(SLUG_STEM_CHARS)
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
         .collect();
     format!("{}-{}", stem, &sha256_hex(path.as_bytes())[..8])
@@ -607,5 +705,8 @@ mod tests {
         let s = slug("trusts/RAL 2024-01.csv");
         assert!(s.starts_with("RAL_2024-01.csv-") && s.len() == "RAL_2024-01.csv-".len() + 8);
         assert_ne!(slug("a/x.csv"), slug("b/x.csv"));
+        let long = format!("trusts/{}.csv", "é".repeat(200));
+        assert!(slug(&long).len() <= SLUG_STEM_CHARS + 9);
+        assert_ne!(slug(&long), slug(&long.replace(".csv", "x.csv")), "cut names stay distinct");
     }
 }

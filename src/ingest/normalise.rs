@@ -12,6 +12,7 @@
 use super::nhs::Pseudonymiser;
 use super::parse::{arrow_type, ColumnParser, NullTokens};
 use super::plausibility::RangeRule;
+use super::redact;
 use super::source::{header_key, RawBatch, SourceHeader};
 use crate::config::pipeline::{ColumnSpec, ColumnType, DerivedFrom, DerivedSpec, Pipeline};
 use crate::error::{Error, Result};
@@ -97,7 +98,7 @@ impl Normaliser {
     ) -> Result<Self> {
         let keys: Vec<String> = header.names.iter().map(|n| header_key(n)).collect();
         let mut columns = Vec::with_capacity(p.columns.len());
-        let mut missing = Vec::new();
+        let (mut missing, mut missing_names) = (Vec::new(), Vec::new());
         let today = crate::config::pipeline::DateBound::today();
         for spec in &p.columns {
             let source_index = if let Some(pos) = spec.position {
@@ -107,15 +108,16 @@ impl Normaliser {
                     std::iter::once(&spec.name).chain(spec.aliases.iter()).map(|n| header_key(n)).collect();
                 let hits: Vec<usize> = (0..keys.len()).filter(|i| wanted.contains(&keys[*i])).collect();
                 if hits.len() > 1 {
-                    let names: Vec<&str> = hits.iter().map(|i| header.names[*i].as_str()).collect();
+                    let names: Vec<String> = hits.iter().map(|i| header.names[*i].clone()).collect();
                     return Err(Error::source_file(
                         file,
-                        format!("column '{}' matches several headers: {names:?}", spec.name),
+                        format!("column '{}' matches several headers: {}", spec.name, redact::header_names(&names)),
                     ));
                 }
                 hits.first().copied()
             };
             if source_index.is_none() && spec.required {
+                missing_names.push(format!("'{}'", spec.name));
                 missing.push(match spec.position {
                     Some(pos) => format!("'{}' (position {pos})", spec.name),
                     None => format!(
@@ -132,7 +134,12 @@ impl Normaliser {
         if !missing.is_empty() {
             return Err(Error::source_file(
                 file,
-                format!("missing required column(s) {}; headers found: {:?}", missing.join(", "), header.names),
+                format!(
+                    "missing required column(s) {}; headers found: {}",
+                    // Where the aliases looked for are, unless the whole header is wrong.
+                    if missing.len() <= 3 { missing.join(", ") } else { missing_names.join(", ") },
+                    redact::header_names(&header.names)
+                ),
             ));
         }
         let mut derived = Vec::with_capacity(p.derived.len());
@@ -219,8 +226,12 @@ impl Normaliser {
             let parsed = c.parser.parse(input);
             for r in parsed.rejections {
                 bad[r.row] = true;
+                // Never an NHS number, nor anything that could be one (a digit run in the wrong
+                // column), nor more than a short excerpt.
                 let value = (c.spec.kind != ColumnType::NhsNumber && !input.is_null(r.row))
-                    .then(|| input.value(r.row).to_string());
+                    .then(|| input.value(r.row))
+                    .filter(|v| !redact::could_be_identifier(v))
+                    .map(|v| v.chars().take(redact::MAX_NAME_CHARS * 4).collect());
                 rejected.push(self.reject(raw, &keep, r.row, c, r.reason, value));
             }
             for (row, reason) in c.rule.check(&parsed.array) {
@@ -304,7 +315,9 @@ fn derive_value(p: &Pipeline, d: &DerivedSpec, file: &str, header: &SourceHeader
         None => text.trim().to_string(),
         Some(pattern) => {
             let re = regex::Regex::new(pattern).map_err(|e| fail(e.to_string()))?;
-            let caps = re.captures(&text).ok_or_else(|| fail(format!("'{text}' does not match {pattern}")))?;
+            let caps = re
+                .captures(&text)
+                .ok_or_else(|| fail(format!("{} does not match {pattern}", redact::excerpt(&text))))?;
             caps.name("value").or_else(|| caps.get(1)).map(|m| m.as_str().trim().to_string()).unwrap_or_default()
         }
     };

@@ -270,10 +270,10 @@ impl ColumnParser {
 
     /// The value as it may appear in a message: never an NHS number.
     fn shown(&self, value: &str) -> String {
-        if self.kind == ColumnType::NhsNumber {
+        if self.kind == ColumnType::NhsNumber || super::redact::could_be_identifier(value) {
             "(withheld)".into()
         } else {
-            format!("'{}'", value.chars().take(60).collect::<String>())
+            super::redact::excerpt(value)
         }
     }
 
@@ -369,7 +369,7 @@ fn parse_integer(v: &str) -> Result<i64, String> {
     }
     match parse_number(v) {
         Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Ok(x as i64),
-        _ => Err(format!("not a whole number: '{}'", v.chars().take(60).collect::<String>())),
+        _ => Err(format!("not a whole number: {}", super::redact::excerpt(v))),
     }
 }
 
@@ -377,13 +377,13 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "y" | "yes" | "true" | "1" => Ok(true),
         "n" | "no" | "false" | "0" => Ok(false),
-        _ => Err(format!("not a yes/no value: '{v}'")),
+        _ => Err(format!("not a yes/no value: {}", super::redact::excerpt(v))),
     }
 }
 
 /// `2023/24`, `2023-24`, `2023/2024`, `202324` → `2023/24`.
 pub fn parse_financial_year(v: &str) -> Result<String, String> {
-    let bad = || format!("not a financial year (YYYY/YY): '{v}'");
+    let bad = || format!("not a financial year (YYYY/YY): {}", super::redact::excerpt(v));
     let (start, end) = match v.split_once(['/', '-']) {
         Some(parts) => parts,
         None if v.len() == 6 => v.split_at(4),

@@ -13,7 +13,12 @@
 //! its source row. Source rows are counted per record (a quoted field may span lines), starting
 //! from the row given for the first record. Each column must be valid UTF-8: an invalid byte is
 //! an error naming the row and field. A batch ends at `batch_rows` records, or earlier once it
-//! holds [`MAX_BATCH_BYTES`] of field data (Arrow's 32-bit offsets bound a column).
+//! holds [`MAX_BATCH_BYTES`] of field data (a bound on memory per batch in flight).
+//!
+//! Limits and truncation ([`RecordDecoder::with_limits`]): a field longer than `max_field` or a
+//! record longer than `max_line` bytes is an error as soon as it is seen (a record is never
+//! buffered beyond the limit). At the end of the text, a last record without a line end that is
+//! shorter than the header, or that ends inside a quoted field, is an error: the file was cut.
 
 use arrow::array::{ArrayRef, StringArray};
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
@@ -21,7 +26,7 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use std::sync::Arc;
 
 /// Field bytes after which a batch is cut short.
-pub const MAX_BATCH_BYTES: usize = 1 << 30;
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// Bytes of input the fast path searches at a time (so a long input is searched once, not once
 /// per batch).
@@ -107,6 +112,37 @@ pub struct RecordDecoder {
     /// Whether the batch's text may hold a byte outside ASCII (then its columns are checked as
     /// UTF-8 when handed over; ASCII text is valid UTF-8 however it is cut).
     non_ascii: bool,
+    /// Longest field and record, in bytes.
+    max_field: usize,
+    max_line: usize,
+    /// Quoting state of the record csv_core is reading (to tell a cut quote at the end).
+    quote: Quote,
+}
+
+/// Where csv_core is within a record, as far as quoting goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: its end, or the first half of an escaped `""`.
+    MaybeClosed,
+}
+
+impl Quote {
+    fn feed(mut self, bytes: &[u8], delimiter: u8) -> Self {
+        for &b in bytes {
+            let separator = b == delimiter || b == b'\n' || b == b'\r';
+            self = match (self, b) {
+                (Quote::Quoted, b'"') => Quote::MaybeClosed,
+                (Quote::Quoted, _) => Quote::Quoted,
+                (Quote::MaybeClosed, b'"') | (Quote::FieldStart, b'"') => Quote::Quoted,
+                _ if separator => Quote::FieldStart,
+                _ => Quote::Unquoted,
+            };
+        }
+        self
+    }
 }
 
 impl RecordDecoder {
@@ -132,7 +168,16 @@ impl RecordDecoder {
             bytes: 0,
             next_row: first_row,
             non_ascii: false,
+            max_field: usize::MAX,
+            max_line: usize::MAX,
+            quote: Quote::FieldStart,
         }
+    }
+
+    /// The same decoder with a longest field and record, in bytes.
+    pub fn with_limits(mut self, max_field: usize, max_line: usize) -> Self {
+        (self.max_field, self.max_line) = (max_field.max(1), max_line.max(1));
+        self
     }
 
     /// True when the batch is complete: [`flush`](Self::flush) it before decoding on.
@@ -145,6 +190,13 @@ impl RecordDecoder {
     /// `input` marks the end of the text (completing a last record without a line end).
     pub fn decode(&mut self, input: &[u8]) -> Result<usize, RecordError> {
         let mut consumed = 0;
+        let end_of_text = input.is_empty();
+        if end_of_text && self.in_record && self.quote == Quote::Quoted {
+            return Err(RecordError {
+                row: self.next_row,
+                reason: "the file ends inside a quoted field (an unterminated quote): it looks truncated".into(),
+            });
+        }
         while !self.is_full() {
             if !self.in_record && self.plain_lines {
                 consumed += self.split_plain_lines(&input[consumed..])?;
@@ -162,9 +214,13 @@ impl RecordDecoder {
                 &mut self.record[self.record_len..],
                 &mut self.ends[self.fields..],
             );
+            self.quote = self.quote.feed(&input[consumed..consumed + read], self.delimiter);
             consumed += read;
             self.record_len += written;
             self.fields += ends;
+            if self.record_len > self.max_line {
+                return Err(self.too_long("record", self.max_line, "max_line_bytes"));
+            }
             match result {
                 ReadRecordResult::InputEmpty | ReadRecordResult::End => {
                     self.in_record |= read > 0;
@@ -176,8 +232,20 @@ impl RecordDecoder {
                     if self.fields > self.width {
                         return Err(self.wrong_width(self.fields.to_string()));
                     }
+                    let blank = self.record[..self.record_len].iter().all(u8::is_ascii_whitespace);
+                    if end_of_text && self.in_record && self.fields < self.width && !blank {
+                        return Err(RecordError {
+                            row: self.next_row,
+                            reason: format!(
+                                "the last record has {} of {} fields and no line end: the file looks truncated",
+                                self.fields, self.width
+                            ),
+                        });
+                    }
+                    self.check_fields()?;
                     self.scatter();
                     self.in_record = false;
+                    self.quote = Quote::FieldStart;
                     // csv_core takes an empty input as the end of the text: stop at the end of
                     // this one instead.
                     if consumed == input.len() && !input.is_empty() {
@@ -225,6 +293,9 @@ impl RecordDecoder {
         let (mut line_start, mut field_start, mut column) = (0, 0, 0);
         let mut separators = Separators::new(window, self.delimiter);
         for at in separators.by_ref() {
+            if at - field_start > self.max_field {
+                return Err(self.too_long("field", self.max_field, "max_field_bytes"));
+            }
             if window[at] != b'\n' {
                 if column + 1 == self.width {
                     let line_end = line_start + memchr::memchr(b'\n', &window[line_start..]).unwrap_or(0);
@@ -235,6 +306,9 @@ impl RecordDecoder {
                 column += 1;
                 field_start = at + 1;
                 continue;
+            }
+            if at - line_start > self.max_line {
+                return Err(self.too_long("record", self.max_line, "max_line_bytes"));
             }
             let field_end = if at > field_start && window[at - 1] == b'\r' { at - 1 } else { at };
             if column > 0 || field_end > line_start {
@@ -272,6 +346,22 @@ impl RecordDecoder {
         self.bytes += bytes;
         self.rows += 1;
         self.next_row += 1;
+    }
+
+    /// Checks the field lengths of the record csv_core completed.
+    fn check_fields(&self) -> Result<(), RecordError> {
+        let mut start = 0;
+        for &end in &self.ends[..self.fields.min(self.width)] {
+            if end - start > self.max_field {
+                return Err(self.too_long("field", self.max_field, "max_field_bytes"));
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn too_long(&self, what: &str, limit: usize, setting: &str) -> RecordError {
+        RecordError { row: self.next_row, reason: format!("a {what} is longer than {limit} bytes (limits.{setting})") }
     }
 
     fn wrong_width(&self, got: String) -> RecordError {
@@ -578,6 +668,61 @@ mod tests {
                 assert_eq!(Separators::new(&window, delimiter).collect::<Vec<_>>(), want, "{len} bytes");
             }
         }
+    }
+
+    #[test]
+    fn a_cut_last_record_is_an_error_a_whole_one_is_not() {
+        for chunk in [1, 3, 1000] {
+            // Cut mid-row: fewer fields than the header and no line end.
+            let err = decode(b"a,1,x\nb,2", 3, 10, chunk).unwrap_err();
+            assert_eq!(err.row, 3);
+            assert!(err.reason.contains("2 of 3 fields and no line end"), "{}", err.reason);
+            // Cut inside a quoted field, on either path.
+            for plain in [true, false] {
+                let err = decode_with(b"a,1,x\nb,2,\"open quo", 3, 10, chunk, plain).unwrap_err();
+                assert!(err.reason.contains("unterminated quote"), "{}", err.reason);
+            }
+            // A whole last record without a line end, a short row with one, a quote closed at
+            // the end and escaped quotes are fine; so is trailing blank space.
+            assert_eq!(decode(b"a,1,x\nb,2,y", 3, 10, chunk).unwrap().concat().len(), 2);
+            assert_eq!(decode(b"a,1\nb,2,y\n", 3, 10, chunk).unwrap().concat().len(), 2);
+            assert_eq!(decode(b"a,1,\"q \"\"x\"\"\"", 3, 10, chunk).unwrap().concat().len(), 1);
+            assert_eq!(decode(b"a,1,x\n  ", 3, 10, chunk).unwrap().concat().len(), 2);
+        }
+    }
+
+    #[test]
+    fn fields_and_records_over_the_limits_are_errors_when_seen() {
+        let limited = |text: &[u8], chunk: usize, plain: bool| {
+            let mut decoder = RecordDecoder::new(b',', 2, 100, 2).with_limits(8, 32);
+            decoder.plain_lines = plain;
+            let mut result: Result<(), RecordError> = Ok(());
+            for piece in text.chunks(chunk) {
+                let mut offset = 0;
+                while offset < piece.len() && result.is_ok() {
+                    result = decoder.decode(&piece[offset..]).map(|n| offset += n);
+                    if decoder.is_full() {
+                        decoder.flush().unwrap();
+                    }
+                }
+            }
+            result.and_then(|_| decoder.decode(&[]).map(|_| ()))
+        };
+        for plain in [true, false] {
+            for chunk in [1, 7, 1000] {
+                let err = limited(b"ok,fine\nx,123456789\n", chunk, plain).unwrap_err();
+                assert_eq!(err.row, 3);
+                assert!(err.reason.contains("field is longer than 8 bytes"), "{}", err.reason);
+                let line = format!("a,b\n\"{}\",y\n", "x".repeat(100));
+                let err = limited(line.as_bytes(), chunk, plain).unwrap_err();
+                assert!(err.reason.contains("longer than"), "{}", err.reason);
+                limited(b"ok,fine\n12345678,x\n", chunk, plain).unwrap();
+            }
+        }
+        // A line without any line end is stopped at the limit, not read whole.
+        let endless = vec![b'x'; 10_000];
+        let err = limited(&endless, 1000, true).unwrap_err();
+        assert!(err.reason.contains("max_line_bytes"), "{}", err.reason);
     }
 
     #[test]

@@ -6,25 +6,55 @@
 //! [`RecordDecoder`](super::records::RecordDecoder), which turns records into batches of text
 //! columns. Short rows are padded with nulls; a row with more fields than the header, or text that
 //! is not UTF-8, is a structural error for the whole file.
+//!
+//! Hostile or broken files are rejected whole, while reading: bytes that are not valid in the
+//! declared encoding (an odd byte count or a lone surrogate in UTF-16, invalid UTF-8) name their
+//! byte offset and are never replaced; a line or field over the environment's `[limits]`
+//! (`max_line_bytes`, `max_field_bytes`) is rejected as soon as it is seen, so it is never held
+//! whole; and a file whose last record is cut short (no line end after a short row, or an
+//! unterminated quote) is taken for a truncated upload.
 
 use super::records::{RecordDecoder, RecordError};
 use super::source::{delimiter, row_has_keyword, split_record, RawBatch, SourceHeader, SourceMsg, SourceTx};
+use crate::config::environment::LimitSettings;
 use crate::config::pipeline::{Encoding, SourceSpec};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-/// Streaming transcoder to UTF-8.
+/// Bytes that are not valid in the source's encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Offset of the first invalid byte in the file.
+    pub offset: u64,
+    /// The encoding the file was decoded as.
+    pub encoding: &'static str,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "bytes at offset {} are not valid {} (a cut or corrupt file, or the wrong source.encoding)",
+            self.offset, self.encoding
+        )
+    }
+}
+
+/// Streaming transcoder to UTF-8. Invalid input is an error naming its byte offset, never a
+/// replacement character.
 pub struct Transcoder {
     declared: Encoding,
     decoder: Option<encoding_rs::Decoder>,
     sniffed: bool,
     pending: Vec<u8>,
+    /// Bytes of the file handed to the decoder so far.
+    decoded: u64,
 }
 
 impl Transcoder {
     pub fn new(declared: Encoding) -> Self {
-        Self { declared, decoder: None, sniffed: false, pending: Vec::new() }
+        Self { declared, decoder: None, sniffed: false, pending: Vec::new(), decoded: 0 }
     }
 
     /// True once the input is known to be UTF-8: later chunks are used as they are.
@@ -33,11 +63,11 @@ impl Transcoder {
     }
 
     /// Transcodes a chunk; `last` marks the end of the input.
-    pub fn push(&mut self, chunk: &[u8], last: bool, out: &mut Vec<u8>) {
+    pub fn push(&mut self, chunk: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), DecodeError> {
         if !self.sniffed {
             self.pending.extend_from_slice(chunk);
             if self.pending.len() < 3 && !last {
-                return;
+                return Ok(());
             }
             self.sniffed = true;
             let bom = encoding_rs::Encoding::for_bom(&self.pending).map(|(e, _)| e);
@@ -59,29 +89,38 @@ impl Transcoder {
                 let body = pending.strip_prefix(&[0xEF, 0xBB, 0xBF][..]).unwrap_or(&pending);
                 out.extend_from_slice(body);
                 self.decoder = None;
-            } else {
-                self.decode(&pending, last, out);
+                return Ok(());
             }
-            return;
+            return self.decode(&pending, last, out);
         }
         match self.decoder.is_some() {
             true => self.decode(chunk, last, out),
-            false => out.extend_from_slice(chunk),
+            false => {
+                out.extend_from_slice(chunk);
+                Ok(())
+            }
         }
     }
 
-    fn decode(&mut self, input: &[u8], last: bool, out: &mut Vec<u8>) {
+    fn decode(&mut self, input: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        use encoding_rs::DecoderResult;
         let decoder = self.decoder.as_mut().expect("decoder chosen");
         let mut input = input;
         loop {
-            let need = decoder.max_utf8_buffer_length(input.len()).unwrap_or(input.len() * 3 + 16);
+            let need = decoder.max_utf8_buffer_length_without_replacement(input.len()).unwrap_or(input.len() * 3 + 16);
             let start = out.len();
             out.resize(start + need, 0);
-            let (result, read, written, _) = decoder.decode_to_utf8(input, &mut out[start..], last);
+            let (result, read, written) = decoder.decode_to_utf8_without_replacement(input, &mut out[start..], last);
             out.truncate(start + written);
             input = &input[read..];
-            if result == encoding_rs::CoderResult::InputEmpty {
-                break;
+            self.decoded += read as u64;
+            match result {
+                DecoderResult::InputEmpty => return Ok(()),
+                DecoderResult::OutputFull => {}
+                DecoderResult::Malformed(bad, after) => {
+                    let offset = self.decoded.saturating_sub(bad as u64 + after as u64);
+                    return Err(DecodeError { offset, encoding: decoder.encoding().name() });
+                }
             }
         }
     }
@@ -93,6 +132,7 @@ pub fn read_text(
     file: &str,
     spec: &SourceSpec,
     batch_rows: usize,
+    limits: &LimitSettings,
     mut chunks: mpsc::Receiver<Result<Bytes>>,
     tx: SourceTx,
 ) {
@@ -114,8 +154,9 @@ pub fn read_text(
             };
             // A UTF-8 chunk without blank lines is decoded where it is, once the text before it is.
             let mut in_place = false;
+            let invalid = |e: DecodeError| Error::source_file(file, e.to_string());
             if decoder.is_none() {
-                transcoder.push(&chunk, done, &mut utf8);
+                transcoder.push(&chunk, done, &mut utf8).map_err(invalid)?;
             } else if transcoder.passes_through() {
                 in_place = utf8.is_empty() && blank_lines.pass(&chunk);
                 if !in_place {
@@ -123,14 +164,17 @@ pub fn read_text(
                 }
             } else {
                 fresh.clear();
-                transcoder.push(&chunk, done, &mut fresh);
+                transcoder.push(&chunk, done, &mut fresh).map_err(invalid)?;
                 blank_lines.mark(&fresh, &mut utf8);
             }
             if decoder.is_none() {
-                match find_header(file, spec, &utf8, done)? {
+                match find_header(file, spec, &utf8, done, limits.max_line_bytes)? {
                     None => continue,
                     Some((h, consumed)) => {
-                        decoder = Some(RecordDecoder::new(delim, h.names.len(), batch_rows, h.header_row + 1));
+                        decoder = Some(
+                            RecordDecoder::new(delim, h.names.len(), batch_rows, h.header_row + 1)
+                                .with_limits(limits.max_field_bytes, limits.max_line_bytes),
+                        );
                         let rest = utf8.split_off(consumed);
                         utf8.clear();
                         blank_lines.mark(&rest, &mut utf8);
@@ -278,7 +322,13 @@ fn structure_error(file: &str, e: RecordError) -> Error {
 
 /// Looks for the header in the decoded prefix. Returns the header and how many bytes of `text`
 /// it and the title lines occupy, or `None` if more input is needed.
-fn find_header(file: &str, spec: &SourceSpec, text: &[u8], eof: bool) -> Result<Option<(SourceHeader, usize)>> {
+fn find_header(
+    file: &str,
+    spec: &SourceSpec,
+    text: &[u8],
+    eof: bool,
+    max_line: usize,
+) -> Result<Option<(SourceHeader, usize)>> {
     let h = &spec.header;
     let delim = delimiter(spec);
     if eof && text.iter().all(u8::is_ascii_whitespace) {
@@ -298,10 +348,24 @@ fn find_header(file: &str, spec: &SourceSpec, text: &[u8], eof: bool) -> Result<
         lines.push(&text[start..]);
         ends.push(text.len());
     }
+    // A line over the limit is rejected before it is held whole (or split into names).
+    let long = lines.iter().position(|l| l.len() > max_line);
+    if long.is_some() || text.len() - start > max_line {
+        let line = long.unwrap_or(lines.len()) + 1;
+        return Err(Error::source_file(
+            file,
+            format!("line {line} is longer than {max_line} bytes (limits.max_line_bytes): not a delimited text file?"),
+        ));
+    }
+    let line_offset = |l: &[u8]| l.as_ptr() as usize - text.as_ptr() as usize;
     let as_str = |l: &[u8]| -> Result<String> {
-        std::str::from_utf8(l)
-            .map(|s| s.trim_end_matches('\r').to_string())
-            .map_err(|_| Error::source_file(file, "text is not valid UTF-8; declare source.encoding in the pipeline"))
+        std::str::from_utf8(l).map(|s| s.trim_end_matches('\r').to_string()).map_err(|e| {
+            let offset = line_offset(l) + e.valid_up_to();
+            Error::source_file(
+                file,
+                format!("text at offset {offset} is not valid UTF-8; declare source.encoding in the pipeline"),
+            )
+        })
     };
     if h.none {
         let Some(first) = lines.first() else {
@@ -360,7 +424,7 @@ mod tests {
         let mut out = Vec::new();
         let chunks: Vec<&[u8]> = bytes.chunks(chunk).collect();
         for (i, c) in chunks.iter().enumerate() {
-            t.push(c, i + 1 == chunks.len(), &mut out);
+            t.push(c, i + 1 == chunks.len(), &mut out).unwrap();
         }
         String::from_utf8(out).unwrap()
     }
@@ -373,6 +437,30 @@ mod tests {
         }
         for chunk in [1, 3, 7, 1000] {
             assert_eq!(transcode(Encoding::Auto, &bytes, chunk), "Organisation Code\tNumerator\nA81001\t1,234\n");
+        }
+    }
+
+    #[test]
+    fn invalid_utf16_is_an_error_at_its_offset_never_a_replacement() {
+        let mut bytes = vec![0xFF, 0xFE];
+        for u in "a,b\n1,2\n".encode_utf16() {
+            bytes.extend_from_slice(&u.to_le_bytes());
+        }
+        let push_all = |bytes: &[u8], chunk: usize| {
+            let mut t = Transcoder::new(Encoding::Auto);
+            let mut out = Vec::new();
+            let chunks: Vec<&[u8]> = bytes.chunks(chunk).collect();
+            chunks.iter().enumerate().try_for_each(|(i, c)| t.push(c, i + 1 == chunks.len(), &mut out)).map(|_| out)
+        };
+        for chunk in [1, 2, 3, 1000] {
+            let mut odd = bytes.clone();
+            odd.push(b'x');
+            assert_eq!(push_all(&odd, chunk).unwrap_err().offset, bytes.len() as u64, "odd byte count");
+            let mut lone = bytes.clone();
+            lone.splice(4..6, [0x00, 0xD8]); // a high surrogate with no low one after it
+            let e = push_all(&lone, chunk).unwrap_err();
+            assert_eq!((e.offset, e.encoding), (4, "UTF-16LE"), "lone surrogate");
+            assert!(push_all(&bytes, chunk).is_ok());
         }
     }
 
@@ -409,7 +497,8 @@ mod tests {
         }
         drop(chunk_tx);
         let (tx, mut rx) = mpsc::channel(4);
-        let reader = std::thread::spawn(move || read_text("t.csv", &spec, batch_rows, chunk_rx, tx));
+        let limits = LimitSettings::default();
+        let reader = std::thread::spawn(move || read_text("t.csv", &spec, batch_rows, &limits, chunk_rx, tx));
         let mut rows = Vec::new();
         while let Some(msg) = rx.blocking_recv() {
             if let SourceMsg::Batch(b) = msg.unwrap() {

@@ -2,8 +2,13 @@
 //! a person reads them (whole numbers without `.0`, date cells as ISO `yyyy-mm-dd`, error cells
 //! as their `#N/A` text so that they are quarantined with a reason rather than lost), then sent as
 //! raw batches like any other source. Positions are absolute: `header.offset = 0` is Excel row 1.
+//!
+//! Before calamine decompresses anything the archive and the sheet's extent are checked against
+//! the environment's `[limits]` ([`super::limits`]); a cell longer than `max_field_bytes` rejects
+//! the file.
 
 use super::source::{row_has_keyword, RawBatch, SourceHeader, SourceMsg, SourceTx};
+use crate::config::environment::LimitSettings;
 use crate::config::pipeline::SourceSpec;
 use crate::error::{Error, Result};
 use arrow::array::{ArrayRef, StringBuilder};
@@ -36,24 +41,50 @@ pub fn cell_text(cell: &Data) -> Option<String> {
 }
 
 /// Reads the configured sheet and sends header and batches. Runs on a blocking thread.
-pub fn read_xlsx(file: &str, spec: &SourceSpec, batch_rows: usize, bytes: Bytes, tx: SourceTx) {
-    if let Err(e) = send_sheet(file, spec, batch_rows, bytes, &tx) {
+pub fn read_xlsx(file: &str, spec: &SourceSpec, batch_rows: usize, limits: &LimitSettings, bytes: Bytes, tx: SourceTx) {
+    if let Err(e) = send_sheet(file, spec, batch_rows, limits, bytes, &tx) {
         let _ = tx.blocking_send(Err(e));
     }
 }
 
-fn send_sheet(file: &str, spec: &SourceSpec, batch_rows: usize, bytes: Bytes, tx: &SourceTx) -> Result<()> {
+fn send_sheet(
+    file: &str,
+    spec: &SourceSpec,
+    batch_rows: usize,
+    limits: &LimitSettings,
+    bytes: Bytes,
+    tx: &SourceTx,
+) -> Result<()> {
+    super::limits::check_archive(file, &bytes, limits)?;
     let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
         .map_err(|e| Error::source_file(file, format!("not a readable xlsx workbook: {e}")))?;
     let sheets = workbook.sheet_names();
     let sheet = match &spec.sheet {
         Some(name) => sheets.iter().find(|s| s.trim().eq_ignore_ascii_case(name.trim())).cloned().ok_or_else(|| {
-            Error::source_file(file, format!("no sheet named '{name}' (sheets: {})", sheets.join(", ")))
+            Error::source_file(
+                file,
+                format!("no sheet named '{name}' (sheets: {})", super::redact::names_joined(&sheets)),
+            )
         })?,
         None => sheets.first().cloned().ok_or_else(|| Error::source_file(file, "workbook has no sheets"))?,
     };
-    let range =
-        workbook.worksheet_range(&sheet).map_err(|e| Error::source_file(file, format!("sheet '{sheet}': {e}")))?;
+    let unreadable = |e: calamine::XlsxError| {
+        let reason = super::redact::excerpt(&e.to_string());
+        Error::source_file(file, format!("sheet {}: {reason}", super::redact::excerpt(&sheet)))
+    };
+    // The extent of the cells, streamed, before calamine allocates the grid between them.
+    let (mut low, mut high) = ((u32::MAX, u32::MAX), (0u32, 0u32));
+    let mut cells = workbook.worksheet_cells_reader(&sheet).map_err(unreadable)?;
+    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
+        let (r, c) = cell.get_position();
+        (low, high) = ((low.0.min(r), low.1.min(c)), (high.0.max(r), high.1.max(c)));
+    }
+    drop(cells);
+    if high >= low {
+        let (rows, columns) = ((high.0 - low.0) as u64 + 1, (high.1 - low.1) as u64 + 1);
+        super::limits::check_grid(file, &sheet, rows, columns, limits)?;
+    }
+    let range = workbook.worksheet_range(&sheet).map_err(unreadable)?;
     let Some((row0, col0)) = range.start() else {
         return Err(Error::source_file(file, format!("sheet '{sheet}' is empty")));
     };
@@ -110,9 +141,20 @@ fn send_sheet(file: &str, spec: &SourceSpec, batch_rows: usize, bytes: Bytes, tx
     for (chunk_index, chunk) in data.chunks(batch_rows.max(1)).enumerate() {
         let mut builders: Vec<StringBuilder> =
             (0..columns).map(|_| StringBuilder::with_capacity(chunk.len(), chunk.len() * 8)).collect();
-        for row in chunk {
+        for (i, row) in chunk.iter().enumerate() {
             for (j, b) in builders.iter_mut().enumerate() {
                 match j.checked_sub(lead).and_then(|k| row.get(k)).and_then(cell_text) {
+                    Some(t) if t.len() > limits.max_field_bytes => {
+                        return Err(Error::SourceValue {
+                            file: file.to_string(),
+                            row: first_excel_row + (chunk_index * batch_rows + i) as u64,
+                            column: format!("column {}", j + 1),
+                            reason: format!(
+                                "a cell is longer than {} bytes (limits.max_field_bytes)",
+                                limits.max_field_bytes
+                            ),
+                        })
+                    }
                     Some(t) => b.append_value(t),
                     None => b.append_null(),
                 }

@@ -187,6 +187,24 @@ pub async fn status(ctx: &JobContext, last: usize) -> Result<String> {
         let watch = if p.schedule.on_new_file { "" } else { " (no file trigger)" };
         writeln!(out, "  {:<28} {:<14} {:<22} {:>8}{watch}", p.name, cron, next, waiting).ok();
     }
+    // Landing entries no pipeline will read: near misses and entries that are not files.
+    let listing = crate::ingest::landing::list(&ctx.stores.landing, "").await?;
+    let paths: Vec<String> = listing.files.iter().map(|m| m.location.to_string()).collect();
+    let misses = crate::ingest::landing::near_misses(&paths, &ctx.pipelines);
+    if !misses.is_empty() || !listing.skipped.is_empty() {
+        writeln!(
+            out,
+            "
+landing entries not read:"
+        )
+        .ok();
+    }
+    for m in &misses {
+        writeln!(out, "  {} (pipeline {}: {})", m.path, m.pipeline, m.reason).ok();
+    }
+    for s in &listing.skipped {
+        writeln!(out, "  {} (skipped: {})", s.path, s.reason).ok();
+    }
     let mut held = Vec::new();
     for p in &ctx.pipelines {
         let manifest = crate::ingest::manifest::Manifest::load(&ctx.stores.warehouse, &p.name).await?;

@@ -31,6 +31,7 @@
 //!   `--tls-key` (PEM). SIGINT/SIGTERM stop accepting calls and end the server.
 
 pub mod auth;
+mod results;
 pub mod service;
 
 use crate::access::{AccessSession, Role};
