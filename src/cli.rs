@@ -237,7 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if rejected && *fail_on_reject { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
         Command::Build { select, force, json } => {
-            let build = crate::transform::BuildOptions { select: select.clone(), force: *force };
+            let build = crate::transform::BuildOptions { select: select.clone(), force: *force, ..Default::default() };
             let spec = JobSpec { trigger: "manual".into(), command: "build".into(), ingest: None, build: Some(build) };
             let mut outcome = run_job(&job_context(&cli, &env)?, &spec).await?;
             Ok(if report_build(&mut outcome, *json)? { ExitCode::SUCCESS } else { ExitCode::from(4) })

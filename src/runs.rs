@@ -30,6 +30,9 @@ pub struct RunRecord {
     #[serde(default)]
     pub build: serde_json::Value,
     pub error: Option<String>,
+    /// Why the run lost the warehouse lock, if it did (it stopped before publishing further).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_lost: Option<String>,
 }
 
 impl RunRecord {

@@ -94,6 +94,8 @@ pub struct BuildOptions {
     pub select: Option<String>,
     /// Rebuild even when nothing changed.
     pub force: bool,
+    /// The run's lock, checked before every publish or state change ([`Error::LockLost`]).
+    pub lock: crate::lock::LockHealth,
 }
 
 /// Loads the models of `sql_dir` and checks the graph against the pipelines' tables.
@@ -145,6 +147,8 @@ pub async fn build(
 ) -> Result<BuildReport> {
     let selected: BTreeSet<String> =
         graph.select(options.select.as_deref())?.into_iter().map(|m| m.name.clone()).collect();
+    let lock = &options.lock;
+    lock.check()?;
     // Staged marts left by a run that was killed before it published or discarded them.
     for leftover in warehouse.list("marts/_staging/").await? {
         warn!(object = %leftover.location, "removing a staged mart left by an interrupted run");
@@ -198,9 +202,10 @@ pub async fn build(
             reports.push(report);
             continue;
         }
+        lock.check()?;
         state::clear(warehouse, &m.name).await?;
         let span = info_span!("model", model = %m.name);
-        let outcome = run_model(&ctx, warehouse, m, run_id, &props).instrument(span).await;
+        let outcome = run_model(&ctx, warehouse, m, run_id, &props, lock).instrument(span).await;
         match outcome {
             Ok((rows, tests, audit)) => {
                 report.rows = rows;
@@ -212,10 +217,12 @@ pub async fn build(
                     for t in report.tests.iter().filter(|t| !t.passed) {
                         warn!(model = %m.name, test = %t.test, failing_rows = t.failing_rows, "data test failed\n{}", t.sample);
                     }
+                    lock.check()?;
                     if m.layer == Layer::Mart {
                         publish::discard(warehouse, &m.name, run_id).await?;
                     }
                 } else if m.layer == Layer::Mart {
+                    lock.check()?;
                     report.published = Some(publish::publish(warehouse, &m.name, run_id).await?);
                 }
             }
@@ -229,6 +236,7 @@ pub async fn build(
             Err(other) => return Err(other),
         }
         if report.status == ModelStatus::Ok {
+            lock.check()?;
             let recorded =
                 state::ModelState { fingerprint: fingerprint.clone(), run_id: run_id.to_string(), rows: report.rows };
             state::save(warehouse, &m.name, &recorded).await?;
@@ -329,6 +337,7 @@ async fn run_model(
     m: &Model,
     run_id: &str,
     props: &parquet::file::properties::WriterProperties,
+    lock: &crate::lock::LockHealth,
 ) -> Result<ModelOutcome> {
     let context = |what: &str| format!("{what} {}", m.name);
     let df = ctx.sql(&m.sql).await.map_err(Error::datafusion(context("planning")))?;
@@ -348,6 +357,8 @@ async fn run_model(
             while let Some(batch) = stream.next().await {
                 sink.write(&batch.map_err(Error::datafusion(context("running")))?).await?;
             }
+            // Completing the upload replaces the materialisation readers see.
+            lock.check()?;
             let rows = sink.close().await?;
             session::register_parquet(ctx, &m.name, &path, Some(&schema)).await?;
             Some(rows)
