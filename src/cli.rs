@@ -4,7 +4,7 @@
 //! Exit codes: 0 success; 1 the run failed (I/O, object store, internal); 2 configuration or
 //! validation error; 3 the run finished but rejected files (only with `--fail-on-reject`);
 //! 4 a model failed or its data tests failed (nothing of it was published); 5 another run holds
-//! the warehouse lock.
+//! the warehouse lock, or took it from this run (which stopped before publishing further).
 
 use crate::access::AccessSession;
 use crate::config::{load_pipelines, Environment};
@@ -183,7 +183,9 @@ pub fn main() -> ExitCode {
                     )
                 )
             });
-            let locked = e.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Locked { .. })));
+            let locked = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Locked { .. } | Error::LockLost { .. })));
             ExitCode::from(if config {
                 2
             } else if locked {

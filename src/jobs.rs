@@ -58,6 +58,7 @@ pub async fn run_job(ctx: &JobContext, spec: &JobSpec) -> Result<JobOutcome> {
     let run_id = new_run_id();
     let started = chrono::Utc::now();
     let ttl = chrono::Duration::seconds(ctx.env.operations.lock_ttl_secs as i64);
+    crate::lock::trace::start_gate().await;
     let lock = WarehouseLock::acquire(&ctx.stores.warehouse, &run_id, &spec.command, ttl).await?;
     let keeper = LockKeeper::keep(lock);
     let health = keeper.health();

@@ -9,7 +9,9 @@
 //! happened: holders overlap iff an `enter` follows another `enter` before its `leave`.
 //!
 //! `ALLIANCE_LOCK_TRACE_HOLD_MS=<ms>` makes a run wait that long after taking the lock before it
-//! works, so that races in tests overlap in time.
+//! works, so that races in tests overlap in time; `ALLIANCE_LOCK_TRACE_START_AT_MS=<Unix ms>`
+//! makes it wait until that instant before it tries for the lock, so that racing processes
+//! started one after another reach the lock together.
 
 use std::io::Write;
 
@@ -17,6 +19,8 @@ use std::io::Write;
 const TRACE_ENV: &str = "ALLIANCE_LOCK_TRACE";
 /// Pause after taking the lock, in milliseconds.
 const HOLD_ENV: &str = "ALLIANCE_LOCK_TRACE_HOLD_MS";
+/// When to try for the lock, Unix milliseconds.
+const START_ENV: &str = "ALLIANCE_LOCK_TRACE_START_AT_MS";
 
 /// Appends one event to the trace file, if tracing is on. Failures to trace are ignored.
 pub fn event(event: &str, run_id: &str, detail: &str) {
@@ -31,5 +35,15 @@ pub fn event(event: &str, run_id: &str, detail: &str) {
 pub async fn hold() {
     if let Some(ms) = std::env::var(HOLD_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
+/// Waits until `ALLIANCE_LOCK_TRACE_START_AT_MS`, if set and in the future.
+pub async fn start_gate() {
+    if let Some(at) = std::env::var(START_ENV).ok().and_then(|v| v.parse::<i64>().ok()) {
+        let wait = at - chrono::Utc::now().timestamp_millis();
+        if wait > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        }
     }
 }
