@@ -138,7 +138,11 @@ impl Target {
             let stale = self.killed_holder();
             self.race();
             let takeovers = self.check();
-            assert_eq!(takeovers.get(&stale), Some(&1), "round {round}: {stale} taken over exactly once: {takeovers:?}");
+            assert_eq!(
+                takeovers.get(&stale),
+                Some(&1),
+                "round {round}: {stale} taken over exactly once: {takeovers:?}"
+            );
         }
         let entered = entries(&self.trace(), "enter").len();
         assert!(entered > 3, "{entered} entries");
@@ -147,7 +151,10 @@ impl Target {
 
 fn entries(trace: &Path, event: &str) -> Vec<String> {
     let text = std::fs::read_to_string(trace).unwrap_or_default();
-    text.lines().filter_map(|l| l.strip_prefix(&format!("{event} "))).map(|r| r.split(' ').next().unwrap().to_string()).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{event} ")))
+        .map(|r| r.split(' ').next().unwrap().to_string())
+        .collect()
 }
 
 fn append(trace: &Path, line: &str) {

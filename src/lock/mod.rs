@@ -285,7 +285,7 @@ impl WarehouseLock {
             },
             Hold::Token(ours) => {
                 match read(&self.store).await? {
-                    Some((seen, _, read_at)) if &seen == ours => {
+                    Some((seen, _, read_at)) if seen == ours => {
                         if !tokens::claim(&self.store, &seen, read_at, &record.run_id).await? {
                             return Err(lost("another run took it over"));
                         }
@@ -325,7 +325,7 @@ impl WarehouseLock {
                 }
             }
             Hold::Token(ours) => match read(&self.store).await? {
-                Some((seen, _, read_at)) if &seen == ours => {
+                Some((seen, _, read_at)) if seen == ours => {
                     let claimed = tokens::claim(&self.store, &seen, read_at, run).await?;
                     if claimed {
                         self.store.delete(LOCK_PATH).await?;

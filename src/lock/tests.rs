@@ -56,7 +56,8 @@ async fn an_expired_or_orphaned_lock_is_taken_over_and_renewed() {
         taken.release().await.unwrap();
     }
     // A process of this host that no longer exists holds no lock.
-    let orphan = LockRecord { host: hostname(), pid: u32::MAX - 7, expires_at: Utc::now() + Duration::hours(1), ..expired() };
+    let orphan =
+        LockRecord { host: hostname(), pid: u32::MAX - 7, expires_at: Utc::now() + Duration::hours(1), ..expired() };
     assert!(orphan.is_stale(Utc::now()));
 }
 
@@ -66,9 +67,12 @@ async fn of_many_racers_exactly_one_takes_over_a_stale_lock() {
     let dir = tempfile::tempdir().unwrap();
     for s in [memory(), local(dir.path())] {
         for round in 0..5 {
-            s.put(LOCK_PATH, serde_json::to_vec(&LockRecord { run_id: format!("crashed-{round}"), ..expired() }).unwrap())
-                .await
-                .unwrap();
+            s.put(
+                LOCK_PATH,
+                serde_json::to_vec(&LockRecord { run_id: format!("crashed-{round}"), ..expired() }).unwrap(),
+            )
+            .await
+            .unwrap();
             let racers: Vec<_> = (0..16)
                 .map(|i| {
                     let s = s.clone();
