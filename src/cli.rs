@@ -6,7 +6,7 @@
 //! (I/O, object store, internal); 2 configuration or validation error; 3 the run finished but
 //! rejected or skipped files (only with `--fail-on-reject`);
 //! 4 a model failed or its data tests failed (nothing of it was published); 5 another run holds
-//! the warehouse lock.
+//! the warehouse lock, or took it from this run (which stopped before publishing further).
 
 use crate::access::AccessSession;
 use crate::config::{load_pipelines, Environment};
@@ -235,7 +235,9 @@ pub fn main() -> ExitCode {
                     )
                 )
             });
-            let locked = e.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Locked { .. })));
+            let locked = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Locked { .. } | Error::LockLost { .. })));
             ExitCode::from(if config {
                 2
             } else if locked {

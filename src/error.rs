@@ -128,6 +128,11 @@ pub enum Error {
     #[error("the warehouse is locked by {holder} until {until}")]
     Locked { holder: String, until: String },
 
+    /// The run lost the warehouse lock (taken over, or not renewed in time) and stopped before
+    /// its next publish or commit.
+    #[error("the warehouse lock was lost ({reason}): the run stopped before publishing anything further")]
+    LockLost { reason: String },
+
     /// Disclosure control could not protect a mart: its declared structure does not hold on the
     /// data, or the audit could not be solved. Names the rule, never a value.
     #[error("disclosure control of {model}: {reason}")]

@@ -51,26 +51,35 @@ impl JobOutcome {
 }
 
 /// Runs a job under the warehouse lock and records it. Fails only when the lock cannot be taken
-/// or the run record cannot be written; errors of the work itself are in the outcome.
+/// or the run record cannot be written; errors of the work itself are in the outcome. A run that
+/// loses its lock stops before its next publish or commit with [`Error::LockLost`], and its record
+/// says why (`lock_lost`).
 pub async fn run_job(ctx: &JobContext, spec: &JobSpec) -> Result<JobOutcome> {
     crate::transform::session::set_memory_limit(ctx.env.limits.memory_limit_bytes);
     let run_id = new_run_id();
     let started = chrono::Utc::now();
     let ttl = chrono::Duration::seconds(ctx.env.operations.lock_ttl_secs as i64);
+    crate::lock::trace::start_gate().await;
     let lock = WarehouseLock::acquire(&ctx.stores.warehouse, &run_id, &spec.command, ttl).await?;
     let keeper = LockKeeper::keep(lock);
+    let health = keeper.health();
+    crate::lock::trace::hold().await;
     let span = info_span!("run", run = %run_id, trigger = %spec.trigger);
     let (ingest, build) = async {
         let ingest = match &spec.ingest {
             Some(options) => {
-                let ingestor = Ingestor::new(ctx.env.clone(), ctx.stores.clone(), run_id.clone());
+                let ingestor =
+                    Ingestor::new(ctx.env.clone(), ctx.stores.clone(), run_id.clone()).guarded_by(health.clone());
                 Some(ingestor.run(&ctx.pipelines, options).await)
             }
             None => None,
         };
         let ingest_failed = ingest.as_ref().is_some_and(|r| r.is_err());
         let build = match (&spec.build, ingest_failed) {
-            (Some(options), false) => Some(build(ctx, options, &run_id).await),
+            (Some(options), false) => {
+                let options = BuildOptions { lock: health.clone(), ..options.clone() };
+                Some(build(ctx, &options, &run_id).await)
+            }
             _ => None,
         };
         (ingest, build)
@@ -103,6 +112,7 @@ pub async fn run_job(ctx: &JobContext, spec: &JobSpec) -> Result<JobOutcome> {
             .unwrap_or_default(),
         accepted_revisions: spec.ingest.as_ref().map(|o| o.accept_revisions.clone()).unwrap_or_default(),
         error,
+        lock_lost: health.lost(),
     };
     let saved = record.save(&ctx.stores.warehouse).await;
     keeper.release().await?;

@@ -33,6 +33,9 @@ pub struct RunRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted_revisions: Vec<String>,
     pub error: Option<String>,
+    /// Why the run lost the warehouse lock, if it did (it stopped before publishing further).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_lost: Option<String>,
 }
 
 impl RunRecord {

@@ -51,7 +51,7 @@ async fn build(ws: &Workspace, current: GenerateArgs, baseline: GenerateArgs) {
     let graph = transform::load_graph(&repo().join("sql"), &pipelines()).unwrap();
     let select =
         PROTECTED.iter().map(|(m, _, _)| format!("+{m}")).collect::<Vec<_>>().join(",") + ",+mart_inequality_gaps";
-    let options = transform::BuildOptions { select: Some(select), force: false, ..Default::default() };
+    let options = transform::BuildOptions { select: Some(select), ..Default::default() };
     let props = parquet::file::properties::WriterProperties::builder().build();
     let report = transform::build(&ws.stores.warehouse, &wanted, &graph, &options, "attack", props).await.unwrap();
     for m in &report.models {

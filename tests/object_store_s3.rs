@@ -6,72 +6,10 @@ mod common;
 
 use alliance_warehouse::generate::{self, GenerateArgs};
 use alliance_warehouse::ingest::FileOutcome;
+use common::servers::S3Server;
 use common::{only, shared, Workspace};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A running s3s-fs server over a temporary folder; killed on drop.
-struct S3Server {
-    child: Child,
-    port: u16,
-    root: tempfile::TempDir,
-}
-
-impl S3Server {
-    fn start(access_key: &str, secret_key: &str) -> Self {
-        let root = tempfile::tempdir().unwrap();
-        for bucket in ["landing", "warehouse"] {
-            std::fs::create_dir_all(root.path().join(bucket)).unwrap();
-        }
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Self::spawn(root.path(), port, access_key, secret_key);
-        Self { child, port, root }
-    }
-
-    /// Stops the server (as a crash would).
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Starts it again on the same port and data.
-    fn restart(&mut self, access_key: &str, secret_key: &str) {
-        self.child = Self::spawn(self.root.path(), self.port, access_key, secret_key);
-    }
-
-    fn spawn(root: &std::path::Path, port: u16, access_key: &str, secret_key: &str) -> Child {
-        let child = Command::new("s3s-fs")
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--access-key",
-                access_key,
-                "--secret-key",
-                secret_key,
-            ])
-            .arg(root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs, the S3-compatible test server, is installed (make tools)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start listening on 127.0.0.1:{port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::Stdio;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_round_trip_through_a_real_s3_server() {

@@ -74,6 +74,49 @@ fn a_second_run_waits_for_the_lock_holder() {
 }
 
 #[test]
+fn a_run_that_loses_its_lock_stops_before_publishing_and_says_so() {
+    let dir = workdir();
+    seed_and_generate(dir.path(), "2000", "2024-01", "1");
+    // A short time to live: renewed every second.
+    let config = dir.path().join("config/test.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}lock_ttl_secs = 3\n")).unwrap();
+    let trace = dir.path().join("lock.trace");
+    let child = alliance_command(dir.path(), &["run"])
+        .env("ALLIANCE_LOCK_TRACE", &trace)
+        .env("ALLIANCE_LOCK_TRACE_HOLD_MS", "2500")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&trace).unwrap_or_default().starts_with("enter ") {
+        assert!(Instant::now() < deadline, "the run did not take the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Another run takes the lock over (as after a stall of this one past its expiry).
+    let lock = dir.path().join("warehouse/_state/lock.json");
+    let theirs = serde_json::json!({
+        "run_id": "the-other-run", "command": "run", "host": alliance_warehouse::lock::hostname(),
+        "pid": std::process::id(), "acquired_at": chrono::Utc::now(),
+        "expires_at": chrono::Utc::now() + chrono::Duration::hours(1),
+    });
+    std::fs::write(&lock, theirs.to_string()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{message}");
+    assert!(message.contains("the warehouse lock was lost (another run took it over)"), "{message}");
+    assert!(std::fs::read_to_string(&trace).unwrap().contains("\nlost "), "the renewal noticed");
+    // Nothing was loaded or published; the record says why; the other run's lock is untouched.
+    assert!(!dir.path().join("warehouse/staging").exists() && !dir.path().join("warehouse/marts").exists());
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("warehouse/_state/runs")).unwrap().flatten().collect();
+    assert_eq!(runs.len(), 1);
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(runs[0].path()).unwrap()).unwrap();
+    assert!(record["error"].as_str().unwrap().contains("lock was lost"), "{record}");
+    assert_eq!(record["lock_lost"], "another run took it over", "{record}");
+    assert!(std::fs::read_to_string(&lock).unwrap().contains("the-other-run"));
+}
+
+#[test]
 fn the_scheduler_runs_new_files_once_and_stops_gracefully_on_sigterm() {
     let dir = workdir();
     seed_and_generate(dir.path(), "2000", "2024-01", "1");

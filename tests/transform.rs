@@ -21,7 +21,7 @@ fn props() -> parquet::file::properties::WriterProperties {
 async fn build(ws: &Workspace, sql: &Path, select: Option<&str>) -> transform::BuildReport {
     let all = pipelines();
     let graph = transform::load_graph(sql, &all).expect("models load");
-    let options = transform::BuildOptions { select: select.map(str::to_string), force: false, ..Default::default() };
+    let options = transform::BuildOptions { select: select.map(str::to_string), ..Default::default() };
     transform::build(&ws.stores.warehouse, &all, &graph, &options, &alliance_warehouse::runs::new_run_id(), props())
         .await
         .expect("build runs")

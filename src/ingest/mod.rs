@@ -41,6 +41,7 @@ pub mod xlsx;
 use crate::config::pipeline::{ColumnType, Format, LoadMode, Pipeline};
 use crate::config::Environment;
 use crate::error::{Error, Result};
+use crate::lock::LockHealth;
 use crate::storage::Stores;
 use chrono::Utc;
 use manifest::{FileRecord, FileStatus, Manifest, RowCounts};
@@ -131,11 +132,18 @@ pub struct Ingestor {
     pub env: Environment,
     pub stores: Stores,
     pub run_id: String,
+    /// Checked before every step that makes data visible or commits the manifest.
+    pub lock: LockHealth,
 }
 
 impl Ingestor {
     pub fn new(env: Environment, stores: Stores, run_id: String) -> Self {
-        Self { env, stores, run_id }
+        Self { env, stores, run_id, lock: LockHealth::default() }
+    }
+
+    /// Stops at the next publish or commit with [`Error::LockLost`] once `lock` is lost.
+    pub fn guarded_by(self, lock: LockHealth) -> Self {
+        Self { lock, ..self }
     }
 
     /// Runs the selected pipelines in order.
@@ -217,6 +225,7 @@ impl Ingestor {
                 revision_accepted: None,
             });
         }
+        self.lock.check()?;
         if manifest.pipeline_fingerprint.as_deref() != Some(fingerprint.as_str()) {
             manifest.pipeline_fingerprint = Some(fingerprint);
             manifest.save(&self.stores.warehouse).await?;
@@ -274,6 +283,7 @@ impl Ingestor {
                             record.e_tag = meta.e_tag.clone();
                             record.last_modified = meta.last_modified;
                         }
+                        self.lock.check()?;
                         manifest.save(&self.stores.warehouse).await?;
                     }
                     info!("unchanged, skipped");
@@ -302,13 +312,17 @@ impl Ingestor {
                     quarantine,
                 },
             );
+            self.lock.check()?;
             manifest.save(&self.stores.warehouse).await?;
             report.outcome = FileOutcome::Duplicate(original);
             return Ok(report);
         }
         let file_url = landing.display(&path);
         let pending = self.pending_prefix(p, &path);
+        self.lock.check()?;
         let outcome = self.load_file(p, meta, &file_url, pseudonymiser, pending.as_deref()).await;
+        // Loading made staging objects visible; what follows commits them (or the rejection).
+        self.lock.check()?;
         report.seconds = started.elapsed().as_secs_f64();
         let outcome = match (outcome, &pending) {
             (Ok(loaded), Some(pending)) => {
@@ -336,6 +350,7 @@ impl Ingestor {
             Err(e) if e.is_transient() || matches!(e, Error::Interrupted(_)) => return Err(e),
             Err(e) => self.record_rejected(p, meta, manifest, &mut report, &file_url, &e).await?,
         }
+        self.lock.check()?;
         manifest.save(&self.stores.warehouse).await?;
         Ok(report)
     }
@@ -560,6 +575,8 @@ impl Ingestor {
         if counts.rows_in == 0 {
             return Err(Error::source_file(file_url, "no data rows below the header"));
         }
+        // Completing the uploads makes the staging objects visible.
+        self.lock.check()?;
         let outputs = staging.finish().await?;
         let quarantine = quarantine.finish().await?;
         Ok(Loaded { counts, outputs, quarantine, content_hash, organisations, keys })

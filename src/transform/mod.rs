@@ -124,6 +124,8 @@ pub struct BuildOptions {
     pub force: bool,
     /// The build identity fingerprints are computed for (this binary's, by default).
     pub code: crate::code_identity::CodeIdentity,
+    /// The run's lock, checked before every publish or state change ([`Error::LockLost`]).
+    pub lock: crate::lock::LockHealth,
 }
 
 /// Loads the models of `sql_dir` and checks the graph against the pipelines' tables.
@@ -175,6 +177,8 @@ pub async fn build(
 ) -> Result<BuildReport> {
     let mut selected: BTreeSet<String> =
         graph.select(options.select.as_deref())?.into_iter().map(|m| m.name.clone()).collect();
+    let lock = &options.lock;
+    lock.check()?;
     remove_leftovers(warehouse, graph).await?;
     // Materialised models changed outside the pipeline: restored, or rebuilt now.
     let tamper = tamper::check_models(warehouse, graph).await?;
@@ -219,6 +223,7 @@ pub async fn build(
             reports.push(report);
             continue;
         }
+        lock.check()?;
         // The recorded state stays until a new build succeeds: a failed or held model keeps its
         // last good object, which the state's seal still describes.
         let span = info_span!("model", model = %m.name);
@@ -235,9 +240,11 @@ pub async fn build(
                     for t in report.tests.iter().filter(|t| !t.passed) {
                         warn!(model = %m.name, test = %t.test, failing_rows = t.failing_rows, "data test failed\n{}", t.sample);
                     }
+                    lock.check()?;
                     discard_staged(&ctx, warehouse, m, run_id).await?;
                 } else if let Some(written) = outcome.staged {
                     // An intermediate model that passed its tests: promoted, then read from there.
+                    lock.check()?;
                     seal =
                         Some(publish::promote_model(warehouse, &m.name, run_id, written.bytes, written.blake3).await?);
                     session::register_parquet(&ctx, &m.name, &materialised_path(m), None).await?;
@@ -260,6 +267,7 @@ pub async fn build(
             // Published below, once every mart of the run has been audited.
             audited_marts.push((reports.len(), fingerprint.clone()));
         } else {
+            lock.check()?;
             let recorded = state::ModelState {
                 fingerprint: fingerprint.clone(),
                 run_id: run_id.to_string(),
@@ -272,7 +280,7 @@ pub async fn build(
         reports.push(report);
     }
     bar.finish_and_clear();
-    publish_audited(warehouse, graph, pipelines, run_id, &mut reports, audited_marts).await?;
+    publish_audited(warehouse, graph, pipelines, run_id, &mut reports, audited_marts, lock).await?;
     let inputs = input_versions(warehouse, pipelines, &sources).await?;
     Ok(BuildReport { models: reports, inputs, tampered: tamper.findings })
 }
@@ -286,12 +294,14 @@ async fn publish_audited(
     run_id: &str,
     reports: &mut [ModelReport],
     audited: Vec<(usize, String)>,
+    lock: &crate::lock::LockHealth,
 ) -> Result<()> {
     let test_failures: Vec<String> =
         reports.iter().filter(|r| r.status == ModelStatus::TestsFailed).map(|r| r.model.clone()).collect();
     let candidates: Vec<String> = audited.iter().map(|(i, _)| reports[*i].model.clone()).collect();
     let held = hold::held_marts(graph, pipelines, &test_failures, &candidates);
     for (index, fingerprint) in audited {
+        lock.check()?;
         let report = &mut reports[index];
         if let Some(reason) = held.get(&report.model) {
             warn!(model = %report.model, reason = %reason, "mart held back: not published");

@@ -3,6 +3,8 @@
 //! `../shared/data`, and readers for what ingestion wrote.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use alliance_warehouse::config::{load_pipelines, Environment, Pipeline};
 use alliance_warehouse::ingest::{IngestOptions, Ingestor, PipelineReport};
 use alliance_warehouse::storage::Stores;
@@ -162,10 +164,9 @@ pub fn alliance(dir: &Path, args: &[&str]) -> std::process::Output {
     alliance_command(dir, args).output().expect("alliance runs")
 }
 
-/// The `alliance` command, ready to spawn.
+/// The `alliance` command, ready to spawn: the binary cargo built for these tests, or the one
+/// `ALLIANCE_TEST_BIN` names (a copy, when several checkouts share one target folder).
 pub fn alliance_command(dir: &Path, args: &[&str]) -> std::process::Command {
-    // `ALLIANCE_TEST_BIN` runs another build of the binary (a copy taken when several checkouts
-    // share one target folder); by default, the one cargo built for these tests.
     let binary = std::env::var_os("ALLIANCE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_alliance").into());
     let mut command = std::process::Command::new(binary);
     command
