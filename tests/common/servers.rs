@@ -117,10 +117,27 @@ impl Azurite {
              Connection: close\r\n\r\n",
             self.port
         );
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
+        // Azurite can accept connections a moment before it serves them (a reset while starting
+        // under load): the request is retried for up to ten seconds.
+        let send = || -> std::io::Result<String> {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+            stream.write_all(request.as_bytes())?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        };
+        let mut attempts = 0;
+        let response = loop {
+            match send() {
+                Ok(response) => break response,
+                Err(e) if attempts < 50 => {
+                    attempts += 1;
+                    eprintln!("creating container {name}: {e}; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => panic!("creating container {name}: {e}"),
+            }
+        };
         assert!(response.starts_with("HTTP/1.1 201"), "creating container {name}: {response}");
     }
 }
