@@ -317,7 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { json } => {
             let ctx = job_context(&cli, &env)?;
             let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
-            let report = crate::integrity::verify::verify(&ctx.stores.warehouse, &ctx.pipelines, &graph).await?;
+            let report = crate::verify::verify(&ctx.stores.warehouse, &ctx.pipelines, &graph).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -28,5 +28,6 @@ pub mod schedule;
 pub mod stats;
 pub mod storage;
 pub mod transform;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -110,7 +110,7 @@ async fn a_failed_intermediate_is_never_read_and_marts_on_its_inputs_hold_togeth
     // Failed and held marts keep their last good version, which is still what the records say.
     let all = pipelines();
     let graph = transform::load_graph(&sql, &all).unwrap();
-    let verified = alliance_warehouse::integrity::verify::verify(store, &all, &graph).await.unwrap();
+    let verified = alliance_warehouse::verify::verify(store, &all, &graph).await.unwrap();
     assert!(verified.clean(), "{:#?}", verified.findings);
     assert!(verified.objects_checked >= 4, "{verified:?}");
     // Held is not done: the next run tries again.

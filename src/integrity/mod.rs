@@ -7,9 +7,8 @@
 //! [`check`] compares an object with its seal. The quick check (`run`, `status`) reads metadata
 //! only and hashes the bytes only when the size matches but the ETag differs (a local file that
 //! was touched or rewritten); the deep check (`verify`) always hashes. An object whose hash
-//! matches is intact whatever its ETag says.
-
-pub mod verify;
+//! matches is intact whatever its ETag says. This module sits just above storage: ingest and
+//! transform record seals through it, and `alliance verify` ([`crate::verify`]) reads them.
 
 use crate::error::{Error, Result};
 use crate::storage::Store;

@@ -64,7 +64,7 @@ impl RunSummary {
             rows_quarantined: sum(p, "rows_quarantined"),
             models_built: count_models(b, &["ok"]),
             models_unchanged: count_models(b, &["unchanged"]),
-            models_failed: count_models(b, &["failed", "tests_failed", "skipped"]),
+            models_failed: count_models(b, &["failed", "tests_failed", "skipped", "held"]),
             marts_published: published as u64,
             record,
         }

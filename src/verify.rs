@@ -11,10 +11,10 @@
 //!
 //! Any difference is a [`Finding`]; the command exits non-zero when there is one.
 
-use super::{check, Depth, SealState};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::ingest::manifest::Manifest;
+use crate::integrity::{check, Depth, Seal, SealState};
 use crate::storage::Store;
 use crate::transform::graph::Graph;
 use crate::transform::model::Layer;
@@ -52,7 +52,7 @@ impl VerifyReport {
         self.findings.push(Finding { object: object.into(), problem: problem.into() });
     }
 
-    async fn compare(&mut self, store: &Store, seal: &super::Seal) -> Result<()> {
+    async fn compare(&mut self, store: &Store, seal: &Seal) -> Result<()> {
         self.objects_checked += 1;
         match check(store, seal, Depth::Deep).await? {
             SealState::Intact => {}
