@@ -180,8 +180,24 @@ impl Error {
     /// True for object-store failures worth retrying (network, throttling, server errors).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Store { source, .. } => crate::storage::is_transient(source),
+            Error::Store { source, .. } => is_transient(source),
             _ => false,
         }
     }
+}
+
+/// True for errors worth another try: anything that is not a definite answer from the store.
+pub fn is_transient(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::UnknownConfigurationKey { .. }
+    )
 }

@@ -229,18 +229,4 @@ fn retry_config(r: &RetrySettings) -> RetryConfig {
     }
 }
 
-/// True for errors worth another try: anything that is not a definite answer from the store.
-pub fn is_transient(e: &object_store::Error) -> bool {
-    !matches!(
-        e,
-        object_store::Error::NotFound { .. }
-            | object_store::Error::AlreadyExists { .. }
-            | object_store::Error::Precondition { .. }
-            | object_store::Error::NotModified { .. }
-            | object_store::Error::NotImplemented { .. }
-            | object_store::Error::InvalidPath { .. }
-            | object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. }
-            | object_store::Error::UnknownConfigurationKey { .. }
-    )
-}
+pub use crate::error::is_transient;

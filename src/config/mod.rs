@@ -3,6 +3,7 @@
 //! every field has a doc comment and a named default, and unknown fields are rejected so that a
 //! typo is an error rather than a silently ignored setting.
 
+pub mod cron;
 pub mod environment;
 pub mod pipeline;
 pub mod rules;

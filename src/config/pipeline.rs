@@ -461,7 +461,7 @@ impl Pipeline {
         }
         self.validate_load()?;
         if let Some(cron) = &self.schedule.cron {
-            crate::schedule::parse_cron(cron).map_err(|e| self.err(format!("schedule.cron: {e}")))?;
+            super::cron::parse_cron(cron).map_err(|e| self.err(format!("schedule.cron: {e}")))?;
         }
         Ok(())
     }

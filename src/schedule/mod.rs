@@ -10,12 +10,12 @@
 
 pub mod status;
 
+pub use crate::config::cron::parse_cron;
 use crate::error::{Error, Result};
 use crate::ingest::{pending_files, IngestOptions};
 use crate::jobs::{run_job, JobContext, JobSpec};
 use crate::transform::BuildOptions;
 use chrono::{DateTime, Utc};
-use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -23,11 +23,6 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 pub use status::status;
-
-/// Parses a cron expression (5 or 6 fields).
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    CronParser::builder().seconds(Seconds::Optional).build().parse(expr).map_err(|e| format!("'{expr}': {e}"))
-}
 
 /// The next time `expr` fires strictly after `after`.
 pub fn next_due(cron: &Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
