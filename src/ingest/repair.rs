@@ -9,7 +9,7 @@
 
 use super::manifest::Manifest;
 use crate::error::Result;
-use crate::integrity::{hash_object, Seal};
+use crate::integrity::{compare, Depth};
 use crate::storage::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::warn;
@@ -21,23 +21,12 @@ pub async fn damaged_files(warehouse: &Store, table: &str, manifest: &Manifest) 
     let mut damaged = BTreeSet::new();
     for (path, record) in &manifest.files {
         for seal in record.outputs.iter().filter_map(|o| o.seal.as_ref()) {
-            if let Some(found) = differs(warehouse, seal, listed.get(&seal.path)).await? {
-                warn!(file = %path, object = %seal.path, found = %found, "a staging object was changed outside the pipeline: re-reading its landing file");
+            let found = compare(warehouse, seal, listed.get(&seal.path), Depth::Quick).await?;
+            if !found.is_intact() {
+                warn!(file = %path, object = %seal.path, found = %found.describe(), "a staging object was changed outside the pipeline: re-reading its landing file");
                 damaged.insert(path.clone());
             }
         }
     }
     Ok(damaged)
-}
-
-async fn differs(warehouse: &Store, seal: &Seal, meta: Option<&object_store::ObjectMeta>) -> Result<Option<String>> {
-    let Some(meta) = meta else { return Ok(Some("missing".into())) };
-    if meta.size != seal.size {
-        return Ok(Some(format!("{} bytes, {} recorded", meta.size, seal.size)));
-    }
-    if meta.e_tag.is_some() && meta.e_tag == seal.e_tag {
-        return Ok(None);
-    }
-    let (_, blake3) = hash_object(warehouse, &seal.path).await?;
-    Ok((blake3 != seal.blake3).then(|| "content hash differs".to_string()))
 }

@@ -107,7 +107,18 @@ pub async fn seal_with_hash(store: &Store, path: &str, size: u64, blake3: String
 
 /// Compares an object with its seal.
 pub async fn check(store: &Store, seal: &Seal, depth: Depth) -> Result<SealState> {
-    let Some(meta) = store.head(&seal.path).await? else { return Ok(SealState::Missing) };
+    let meta = store.head(&seal.path).await?;
+    compare(store, seal, meta.as_ref(), depth).await
+}
+
+/// Compares an object, whose metadata was already read (`None`: absent), with its seal.
+pub async fn compare(
+    store: &Store,
+    seal: &Seal,
+    meta: Option<&object_store::ObjectMeta>,
+    depth: Depth,
+) -> Result<SealState> {
+    let Some(meta) = meta else { return Ok(SealState::Missing) };
     if meta.size != seal.size {
         return Ok(SealState::Changed(format!("{} bytes, {} recorded", meta.size, seal.size)));
     }
