@@ -6,28 +6,9 @@
 mod common;
 
 use alliance_warehouse::transform::{self, ModelStatus};
-use common::{pipelines, repo, shared, Workspace, TEST_KEY, TEST_KEY_ENV};
+use common::{build, load_reference, pipelines, repo, Workspace, TEST_KEY, TEST_KEY_ENV};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn props() -> parquet::file::properties::WriterProperties {
-    parquet::file::properties::WriterProperties::builder().build()
-}
-
-async fn load_reference(ws: &Workspace) {
-    alliance_warehouse::generate::seed(&shared(), &repo().join("config/reference"), &ws.stores.landing).await.unwrap();
-    let refs: Vec<_> = pipelines().into_iter().filter(|p| p.name.starts_with("ref_")).collect();
-    ws.ingest(&refs).await;
-}
-
-async fn build(ws: &Workspace, sql: &Path, select: Option<&str>) -> transform::BuildReport {
-    let all = pipelines();
-    let graph = transform::load_graph(sql, &all).expect("models load");
-    let options = transform::BuildOptions { select: select.map(str::to_string), ..Default::default() };
-    transform::build(&ws.stores.warehouse, &all, &graph, &options, &alliance_warehouse::runs::new_run_id(), props())
-        .await
-        .expect("build runs")
-}
 
 fn write(dir: &Path, file: &str, text: &str) {
     let path = dir.join(file);

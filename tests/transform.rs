@@ -10,22 +10,9 @@ use alliance_warehouse::generate::{self, GenerateArgs};
 use alliance_warehouse::transform::{self, graph::Graph, model::Layer, ModelStatus};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
-use common::{only, pipelines, repo, shared, text, Workspace};
+use common::{build, load_reference, only, pipelines, props, repo, text, Workspace};
 use std::collections::HashMap;
 use std::path::Path;
-
-fn props() -> parquet::file::properties::WriterProperties {
-    parquet::file::properties::WriterProperties::builder().build()
-}
-
-async fn build(ws: &Workspace, sql: &Path, select: Option<&str>) -> transform::BuildReport {
-    let all = pipelines();
-    let graph = transform::load_graph(sql, &all).expect("models load");
-    let options = transform::BuildOptions { select: select.map(str::to_string), ..Default::default() };
-    transform::build(&ws.stores.warehouse, &all, &graph, &options, &alliance_warehouse::runs::new_run_id(), props())
-        .await
-        .expect("build runs")
-}
 
 /// Builds every model as a binary with build identity `code` would; returns the models rebuilt.
 async fn rebuilt_with(ws: &Workspace, code: CodeIdentity) -> Vec<String> {
@@ -51,12 +38,6 @@ async fn mart(ws: &Workspace, name: &str) -> Vec<RecordBatch> {
 fn f64s(b: &RecordBatch, column: &str) -> Vec<Option<f64>> {
     let c = arrow::compute::cast(b.column_by_name(column).unwrap(), &DataType::Float64).unwrap();
     c.as_primitive::<Float64Type>().iter().collect()
-}
-
-async fn load_reference(ws: &Workspace) {
-    alliance_warehouse::generate::seed(&shared(), &repo().join("config/reference"), &ws.stores.landing).await.unwrap();
-    let refs: Vec<_> = pipelines().into_iter().filter(|p| p.name.starts_with("ref_")).collect();
-    ws.ingest(&refs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

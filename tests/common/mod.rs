@@ -225,3 +225,26 @@ pub fn alliance_ok(dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "alliance {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Parquet writer settings for models built in tests.
+pub fn props() -> parquet::file::properties::WriterProperties {
+    parquet::file::properties::WriterProperties::builder().build()
+}
+
+/// Seeds the published reference data into landing and ingests the reference pipelines.
+pub async fn load_reference(ws: &Workspace) {
+    alliance_warehouse::generate::seed(&shared(), &repo().join("config/reference"), &ws.stores.landing).await.unwrap();
+    let refs: Vec<_> = pipelines().into_iter().filter(|p| p.name.starts_with("ref_")).collect();
+    ws.ingest(&refs).await;
+}
+
+/// Builds the models of `sql` (all, or `select`) over every pipeline's staging table.
+pub async fn build(ws: &Workspace, sql: &Path, select: Option<&str>) -> alliance_warehouse::transform::BuildReport {
+    use alliance_warehouse::transform;
+    let all = pipelines();
+    let graph = transform::load_graph(sql, &all).expect("models load");
+    let options = transform::BuildOptions { select: select.map(str::to_string), ..Default::default() };
+    transform::build(&ws.stores.warehouse, &all, &graph, &options, &alliance_warehouse::runs::new_run_id(), props())
+        .await
+        .expect("build runs")
+}
