@@ -24,7 +24,13 @@ const GROUPS: &[(&str, &[&str])] = &[
     // Reading and normalising landing files: every pipeline.
     (
         "ALLIANCE_CODE_INGEST",
-        &["src/ingest", "src/config/pipeline.rs", "src/parquet_sink.rs", "src/parquet_dictionary.rs"],
+        &[
+            "src/ingest",
+            "src/config/pipeline.rs",
+            "src/config/vocabulary.rs",
+            "src/parquet_sink.rs",
+            "src/parquet_dictionary.rs",
+        ],
     ),
 ];
 

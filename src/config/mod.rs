@@ -7,6 +7,7 @@ pub mod cron;
 pub mod environment;
 pub mod pipeline;
 pub mod rules;
+pub mod vocabulary;
 
 pub use environment::{Environment, StorageSettings};
 pub use pipeline::{load_pipelines, Pipeline};

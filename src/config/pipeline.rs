@@ -10,10 +10,12 @@
 
 use super::read_toml;
 pub use super::rules::{DateBound, RevisionGuardSpec};
+pub use super::vocabulary::{Vocabularies, Vocabulary};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Null tokens applied to every column unless the pipeline overrides them: empty strings and the
 /// suppression/missing markers used in NHS publications.
@@ -54,6 +56,15 @@ pub struct Pipeline {
     /// Rows to drop before parsing (e.g. totals rows), only where declared.
     #[serde(default)]
     pub drop_rows: Vec<DropRule>,
+    /// Mapping table of national vocabularies (CSV `vocabulary,source_value,code,label`), as a
+    /// path relative to this pipeline file, e.g. `"../config/reference/code_mappings.csv"`.
+    /// Required when a column names a `vocabulary`; none by default. See
+    /// [`super::vocabulary`].
+    #[serde(default)]
+    pub vocabularies: Option<PathBuf>,
+    /// The mapping table, read when the pipeline is loaded (set by the loader).
+    #[serde(skip)]
+    pub vocabulary_table: Option<Arc<Vocabularies>>,
 }
 
 fn default_null_tokens() -> Vec<String> {
@@ -234,10 +245,25 @@ pub struct ColumnSpec {
     /// Value recoding applied before parsing (keys trimmed, case-insensitive), e.g. `M = "1"`.
     #[serde(default)]
     pub recode: BTreeMap<String, String>,
-    /// If set, only these values (after recode and normalisation) are accepted; others quarantine
-    /// the row.
+    /// If set, only these values (after recode and normalisation) are accepted; any other value
+    /// is invalid (see `on_invalid`).
     #[serde(default)]
     pub accepted: Vec<String>,
+    /// National vocabulary (a name in the pipeline's `vocabularies` table) the values are mapped
+    /// through after `recode`: each value is replaced by its national code; a value the table
+    /// does not map is invalid (see `on_invalid`), reason `vocabulary <name>: no mapping for …`,
+    /// and never passed through. None (the default): values are kept as sent.
+    #[serde(default)]
+    pub vocabulary: Option<String>,
+    /// What an invalid value does (one that fails to parse, is not accepted, is not in the
+    /// vocabulary, or is outside the plausibility bounds): `reject_row` (the default) quarantines
+    /// the whole row; `null_value` quarantines the value alone (an entry with level `value`) and
+    /// writes the row with a null there. `null_value` is for optional attributes (stage,
+    /// ethnicity, modality…): it needs a nullable column that is not an NHS number nor part of
+    /// `load.unique_key`, `load.period` or `load.unique_order`. A missing value in a non-nullable
+    /// column always rejects the row.
+    #[serde(default)]
+    pub on_invalid: OnInvalid,
     /// Values are (nearly) all distinct, like an identifier (default false): stored without a
     /// Parquet dictionary, which for such columns only grows until it is abandoned.
     #[serde(default)]
@@ -265,6 +291,19 @@ pub struct ColumnSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// What an invalid value of a column does ([`ColumnSpec::on_invalid`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    /// The row is quarantined (counted in `rows_quarantined`): keys, the dates that define a
+    /// pathway, NHS numbers. The default.
+    #[default]
+    RejectRow,
+    /// The value is quarantined and the row written with a null in its place (the row counts as
+    /// written; the value in `values_nulled`).
+    NullValue,
 }
 
 /// Where a derived column's value comes from.
@@ -402,6 +441,10 @@ impl Pipeline {
     pub fn load(path: &Path) -> Result<Self> {
         let mut p: Pipeline = read_toml(path)?;
         p.file = path.to_path_buf();
+        if let Some(table) = &p.vocabularies {
+            let at = path.parent().unwrap_or(Path::new(".")).join(table);
+            p.vocabulary_table = Some(Arc::new(Vocabularies::load(&at)?));
+        }
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         if p.name.is_empty() {
             p.name = stem.to_string();
@@ -415,6 +458,13 @@ impl Pipeline {
 
     fn err(&self, reason: impl Into<String>) -> Error {
         Error::config(&self.file, reason)
+    }
+
+    /// The vocabulary a column maps its values through, if it names one (and the table holds it:
+    /// [`Pipeline::validate`] makes sure it does).
+    pub fn vocabulary_of(&self, c: &ColumnSpec) -> Option<Arc<Vocabulary>> {
+        let name = c.vocabulary.as_ref()?;
+        self.vocabulary_table.as_ref()?.by_name.get(name).cloned()
     }
 
     /// The contract column or derived column named `name`, with its type.
@@ -511,6 +561,37 @@ impl Pipeline {
         }
         if c.min.zip(c.max).is_some_and(|(min, max)| min > max) || [c.min, c.max].iter().flatten().any(|b| b.is_nan()) {
             return Err(self.err(format!("column '{}': min must not exceed max", c.name)));
+        }
+        if let Some(name) = &c.vocabulary {
+            if !matches!(c.kind, ColumnType::String | ColumnType::Code) {
+                return Err(self.err(format!("column '{}': a vocabulary applies to string and code columns", c.name)));
+            }
+            if !c.accepted.is_empty() {
+                return Err(self.err(format!("column '{}': set accepted or vocabulary, not both", c.name)));
+            }
+            let Some(table) = &self.vocabulary_table else {
+                return Err(self
+                    .err(format!("column '{}': vocabulary '{name}' needs the pipeline's vocabularies table", c.name)));
+            };
+            if !table.by_name.contains_key(name) {
+                return Err(self.err(format!(
+                    "column '{}': vocabulary '{name}' is not in {}",
+                    c.name,
+                    table.file.display()
+                )));
+            }
+        }
+        if c.on_invalid == OnInvalid::NullValue {
+            let l = &self.load;
+            let structural = l.unique_key.contains(&c.name)
+                || l.unique_order.contains(&c.name)
+                || l.period.as_ref() == Some(&c.name);
+            if !c.nullable || c.kind == ColumnType::NhsNumber || structural {
+                return Err(self.err(format!(
+                    "column '{}': on_invalid = \"null_value\" is for nullable optional attributes, not NHS numbers, keys or the period",
+                    c.name
+                )));
+            }
         }
         Ok(())
     }

@@ -13,7 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Row accounting of one file: `rows_in = rows_written + rows_quarantined + rows_dropped`.
+/// Row accounting of one file: `rows_in = rows_written + rows_quarantined + rows_dropped`, each
+/// row counted once. `values_nulled` counts values, not rows: invalid values of
+/// `on_invalid = "null_value"` columns quarantined alone, in rows that were written (and are
+/// in `rows_written`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowCounts {
     /// Records read (blank lines excluded).
@@ -24,6 +27,10 @@ pub struct RowCounts {
     pub rows_quarantined: u64,
     /// Rows dropped by a declared rule (e.g. totals rows).
     pub rows_dropped: u64,
+    /// Values quarantined alone and nulled in written rows (quarantine entries of level
+    /// `value`). Absent in manifests written before value-level quarantine: 0.
+    #[serde(default)]
+    pub values_nulled: u64,
 }
 
 impl RowCounts {
@@ -32,6 +39,7 @@ impl RowCounts {
         self.rows_written += other.rows_written;
         self.rows_quarantined += other.rows_quarantined;
         self.rows_dropped += other.rows_dropped;
+        self.values_nulled += other.values_nulled;
     }
 
     /// True when every row is accounted for.

@@ -561,6 +561,7 @@ impl Ingestor {
                     rows_written: n.batch.num_rows() as u64,
                     rows_quarantined: n.rows_quarantined,
                     rows_dropped: n.rows_dropped,
+                    values_nulled: n.values_nulled,
                 });
                 organisations.observe(&n.batch)?;
                 keys.observe(&n.batch)?;
@@ -626,14 +627,19 @@ pub(crate) enum Settled {
 const STAGING_FORMAT: &str = "2";
 
 /// Identity of a pipeline's definition: the SHA-256 of its file (or of its parsed form when it
-/// was not read from a file), plus the build identity of the ingest code, whose parsing rules it
-/// relies on ([`crate::code_identity`]), and the [`STAGING_FORMAT`].
+/// was not read from a file) and of its vocabulary mapping table (a changed mapping re-reads the
+/// files), plus the build identity of the ingest code, whose parsing rules it relies on
+/// ([`crate::code_identity`]), and the [`STAGING_FORMAT`].
 pub fn pipeline_fingerprint(p: &Pipeline) -> String {
     let definition = std::fs::read(&p.file).unwrap_or_else(|_| format!("{p:?}").into_bytes());
     let mut hasher = Sha256::new();
     hasher.update(crate::code_identity::CodeIdentity::compiled().ingest.as_bytes());
     hasher.update(STAGING_FORMAT.as_bytes());
     hasher.update(&definition);
+    if let Some(table) = &p.vocabulary_table {
+        hasher.update(b"\0vocabularies\0");
+        hasher.update(&table.bytes);
+    }
     hex::encode(hasher.finalize())
 }
 

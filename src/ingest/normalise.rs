@@ -1,10 +1,20 @@
 //! Applies a pipeline's column contract to raw text batches.
 //!
 //! Per batch: blank rows are skipped (they are not records), rows matching a declared drop rule
-//! are counted and dropped, every contract column is parsed by its kernel, and each row with any
-//! rejected value is removed from the output and reported once per failing column (file, row,
-//! column, reason; NHS-number values are never reported). Accounting per batch always holds:
-//! `rows_in = rows_written + rows_quarantined + rows_dropped`.
+//! are counted and dropped, every contract column is parsed by its kernel (and mapped through its
+//! national vocabulary, if it names one), and every invalid value is reported once (file, row,
+//! column, reason; NHS-number values are never reported). What happens to the row depends on the
+//! column's `on_invalid`:
+//!
+//! - `reject_row` (the default): the row is removed from the output and counted in
+//!   `rows_quarantined`; its quarantine entries have level `row`.
+//! - `null_value`: the value is replaced by a null, the row is written (counted in
+//!   `rows_written`), and the entry has level `value`; each such value counts once in
+//!   `values_nulled`. If the same row is also rejected by another column, it is a quarantined
+//!   row like any other: all its entries have level `row` and none counts in `values_nulled`.
+//!
+//! Accounting per batch always holds: `rows_in = rows_written + rows_quarantined +
+//! rows_dropped`, each row counted once; `values_nulled` counts values, not rows.
 //!
 //! Output columns: the contract columns in order, the derived columns, then `_source_file` and
 //! `_source_row` (1-based row in the source, as a spreadsheet numbers it).
@@ -14,7 +24,7 @@ use super::parse::{arrow_type, ColumnParser, NullTokens};
 use super::plausibility::RangeRule;
 use super::redact;
 use super::source::{header_key, RawBatch, SourceHeader};
-use crate::config::pipeline::{ColumnSpec, ColumnType, DerivedFrom, DerivedSpec, Pipeline};
+use crate::config::pipeline::{ColumnSpec, ColumnType, DerivedFrom, DerivedSpec, OnInvalid, Pipeline};
 use crate::error::{Error, Result};
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow::compute::filter;
@@ -29,6 +39,38 @@ pub struct RejectedValue {
     pub reason: String,
     /// The raw text, or `None` where it must not be kept (NHS numbers).
     pub value: Option<String>,
+    /// What was quarantined: the whole row, or this value alone (the row was written with a
+    /// null in its place).
+    pub level: QuarantineLevel,
+}
+
+/// What a quarantine entry stands for (the quarantine's `level` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuarantineLevel {
+    /// The row was not written (`rows_quarantined`).
+    #[default]
+    Row,
+    /// The value was nulled and the row written (`values_nulled`).
+    Value,
+}
+
+impl QuarantineLevel {
+    /// As stored in the quarantine's `level` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Row => "row",
+            Self::Value => "value",
+        }
+    }
+
+    /// From the `level` column (anything but `value` is a row).
+    pub fn parse(text: &str) -> Self {
+        if text == "value" {
+            Self::Value
+        } else {
+            Self::Row
+        }
+    }
 }
 
 /// One normalised batch.
@@ -39,6 +81,8 @@ pub struct Normalised {
     pub rows_in: u64,
     pub rows_dropped: u64,
     pub rows_quarantined: u64,
+    /// Values nulled in written rows (`on_invalid = "null_value"`).
+    pub values_nulled: u64,
 }
 
 struct Mapped {
@@ -83,6 +127,7 @@ fn parser_for(p: &Pipeline, c: &ColumnSpec, pseudonymiser: Option<&Arc<Pseudonym
         accepted: c.accepted.clone(),
         nullable: c.nullable,
         pseudonymiser: pseudonymiser.cloned(),
+        vocabulary: p.vocabulary_of(c),
     }
 }
 
@@ -206,6 +251,8 @@ impl Normaliser {
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         let mut bad = vec![false; m];
         let mut rejected = Vec::new();
+        // Entries of values nulled (`null_value`): index in `rejected`, row in the batch.
+        let mut nulled: Vec<(usize, usize)> = Vec::new();
         for c in &self.columns {
             let Some(source) = c.source_index.and_then(|i| raw.columns.get(i)) else {
                 arrays.push(new_null_array(&arrow_type(c.spec.kind), m));
@@ -224,22 +271,54 @@ impl Normaliser {
             };
             let input = filtered.as_string::<i32>();
             let parsed = c.parser.parse(input);
+            let null_value = c.spec.on_invalid == OnInvalid::NullValue;
+            let mut mark = |row: usize, entry: RejectedValue, rejected: &mut Vec<RejectedValue>| {
+                // A missing value in a non-nullable column always rejects the row.
+                if null_value && c.spec.nullable {
+                    nulled.push((rejected.len(), row));
+                } else {
+                    bad[row] = true;
+                }
+                rejected.push(entry);
+            };
             for r in parsed.rejections {
-                bad[r.row] = true;
                 // Never an NHS number, nor anything that could be one (a digit run in the wrong
                 // column), nor more than a short excerpt.
                 let value = (c.spec.kind != ColumnType::NhsNumber && !input.is_null(r.row))
                     .then(|| input.value(r.row))
                     .filter(|v| !redact::could_be_identifier(v))
                     .map(|v| v.chars().take(redact::MAX_NAME_CHARS * 4).collect());
-                rejected.push(self.reject(raw, &keep, r.row, c, r.reason, value));
+                let entry = self.reject(raw, &keep, r.row, c, r.reason, value);
+                mark(r.row, entry, &mut rejected);
             }
+            let mut out_of_range = Vec::new();
             for (row, reason) in c.rule.check(&parsed.array) {
-                bad[row] = true;
                 let value = (!input.is_null(row)).then(|| input.value(row).to_string());
-                rejected.push(self.reject(raw, &keep, row, c, reason, value));
+                let entry = self.reject(raw, &keep, row, c, reason, value);
+                mark(row, entry, &mut rejected);
+                out_of_range.push(row);
             }
-            arrays.push(parsed.array);
+            let array = if null_value && !out_of_range.is_empty() {
+                // Implausible values of a `null_value` column are nulled (parse failures are
+                // nulls already).
+                let mut mask = vec![false; m];
+                out_of_range.iter().for_each(|r| mask[*r] = true);
+                arrow::compute::nullif(parsed.array.as_ref(), &BooleanArray::from(mask))
+                    .map_err(Error::arrow("nulling implausible values"))?
+            } else {
+                parsed.array
+            };
+            arrays.push(array);
+        }
+        // A nulled value in a row rejected by another column is part of a quarantined row.
+        let mut values_nulled = 0u64;
+        for (index, row) in nulled {
+            if bad[row] {
+                rejected[index].level = QuarantineLevel::Row;
+            } else {
+                rejected[index].level = QuarantineLevel::Value;
+                values_nulled += 1;
+            }
         }
         arrays.extend(self.constant_columns(m)?);
         arrays.push(Arc::new(Int64Array::from_iter_values(keep.iter().map(|i| raw.first_row as i64 + *i as i64))));
@@ -256,7 +335,7 @@ impl Normaliser {
         };
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(Error::arrow(format!("assembling rows of {}", self.file)))?;
-        Ok(Normalised { batch, rejected, rows_in, rows_dropped, rows_quarantined })
+        Ok(Normalised { batch, rejected, rows_in, rows_dropped, rows_quarantined, values_nulled })
     }
 
     /// The derived columns and `_source_file` for `m` rows: slices of the columns built for the
@@ -284,7 +363,13 @@ impl Normaliser {
         reason: String,
         value: Option<String>,
     ) -> RejectedValue {
-        RejectedValue { source_row: raw.first_row + keep[row] as u64, column: c.spec.name.clone(), reason, value }
+        RejectedValue {
+            source_row: raw.first_row + keep[row] as u64,
+            column: c.spec.name.clone(),
+            reason,
+            value,
+            level: QuarantineLevel::Row,
+        }
     }
 }
 
@@ -333,6 +418,8 @@ fn derive_value(p: &Pipeline, d: &DerivedSpec, file: &str, header: &SourceHeader
         bare_percent: Default::default(),
         recode: Default::default(),
         accepted: vec![],
+        vocabulary: None,
+        on_invalid: OnInvalid::RejectRow,
         distinct: false,
         min: None,
         max: None,

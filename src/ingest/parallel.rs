@@ -109,6 +109,7 @@ mod tests {
             rows_in: rows,
             rows_dropped: 0,
             rows_quarantined: 0,
+            values_nulled: 0,
         })
     }
 

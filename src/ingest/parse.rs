@@ -7,7 +7,7 @@
 
 use super::dates::{self, DEFAULT_DATE_FORMATS, DEFAULT_MONTH_FORMATS};
 use super::nhs::{self, Pseudonymiser, PSEUDONYM_BYTES};
-use crate::config::pipeline::{BarePercent, ColumnType, DateFormat};
+use crate::config::pipeline::{BarePercent, ColumnType, DateFormat, Vocabulary};
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder, Float64Builder, Int64Builder, StringArray,
     StringBuilder,
@@ -70,6 +70,9 @@ pub struct ColumnParser {
     pub accepted: Vec<String>,
     pub nullable: bool,
     pub pseudonymiser: Option<Arc<Pseudonymiser>>,
+    /// National vocabulary the (recoded) values are mapped through; an unmapped value is
+    /// rejected ([`crate::config::vocabulary`]).
+    pub vocabulary: Option<Arc<Vocabulary>>,
 }
 
 /// Arrow type a column type is stored as.
@@ -177,7 +180,7 @@ impl ColumnParser {
     /// handles the column, and reports what is wrong).
     fn pass_through(&self, input: &StringArray) -> Option<ArrayRef> {
         let plain = matches!(self.kind, ColumnType::String | ColumnType::Code);
-        if !plain || !self.recode.is_empty() {
+        if !plain || !self.recode.is_empty() || self.vocabulary.is_some() {
             return None;
         }
         // Codes must be upper case: one pass over all the text (bytes under nulls included,
@@ -244,6 +247,18 @@ impl ColumnParser {
                 }
                 continue;
             }
+            let value = match &self.vocabulary {
+                None => value,
+                Some(vocabulary) => match vocabulary.lookup(value) {
+                    Some(code) => code,
+                    None => {
+                        null(&mut append);
+                        let reason = format!("vocabulary {}: no mapping for {}", vocabulary.name, self.shown(value));
+                        rejections.push(Rejection { row, reason });
+                        continue;
+                    }
+                },
+            };
             if !self.accepted.is_empty() && !self.accepted.iter().any(|a| a.eq_ignore_ascii_case(value)) {
                 null(&mut append);
                 rejections.push(Rejection { row, reason: format!("not an accepted value: {}", self.shown(value)) });
@@ -415,6 +430,7 @@ mod tests {
             accepted: vec![],
             nullable: true,
             pseudonymiser: None,
+            vocabulary: None,
         }
     }
 

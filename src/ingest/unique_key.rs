@@ -16,7 +16,7 @@
 
 use super::manifest::Manifest;
 use super::manifest::RowCounts;
-use super::normalise::RejectedValue;
+use super::normalise::{QuarantineLevel, RejectedValue};
 use super::writer::{open_writer, QuarantineWriter};
 use super::Loaded;
 use crate::config::pipeline::Pipeline;
@@ -204,6 +204,7 @@ pub(crate) async fn deduplicate(
                     latest.order.2
                 ),
                 value: Some(loser.shown),
+                level: QuarantineLevel::Row,
             });
         }
     }
@@ -319,12 +320,14 @@ async fn append_quarantine(
                 continue;
             };
             let rows = batch.column_by_name("source_row").map(|c| c.as_primitive::<Int64Type>().clone());
+            let level = text("level");
             for i in 0..batch.num_rows() {
                 values.push(RejectedValue {
                     source_row: rows.as_ref().map_or(0, |r| r.value(i)) as u64,
                     column: column.value(i).to_string(),
                     reason: reason.value(i).to_string(),
                     value: value.is_valid(i).then(|| value.value(i).to_string()),
+                    level: level.as_ref().map_or(QuarantineLevel::Row, |l| QuarantineLevel::parse(l.value(i))),
                 });
             }
         }

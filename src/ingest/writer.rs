@@ -177,6 +177,8 @@ pub fn quarantine_schema() -> SchemaRef {
         Field::new("column", DataType::Utf8, false),
         Field::new("reason", DataType::Utf8, false),
         Field::new("value", DataType::Utf8, true),
+        // `row`: the row was quarantined; `value`: the value alone, its row written with a null.
+        Field::new("level", DataType::Utf8, false),
     ]))
 }
 
@@ -214,6 +216,7 @@ impl QuarantineWriter {
                 Arc::new(StringArray::from_iter_values(rejected.iter().map(|r| r.column.as_str()))),
                 Arc::new(StringArray::from_iter_values(rejected.iter().map(|r| r.reason.as_str()))),
                 Arc::new(StringArray::from_iter(rejected.iter().map(|r| r.value.as_deref()))),
+                Arc::new(StringArray::from_iter_values(rejected.iter().map(|r| r.level.as_str()))),
             ],
         )
         .map_err(Error::arrow("assembling quarantine rows"))?;
