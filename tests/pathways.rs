@@ -48,7 +48,19 @@ async fn every_fault_is_quarantined_and_every_row_accounted_for() {
         let t = r.totals();
         assert!(faults > 0, "{}: the generator injected faults", r.pipeline);
         assert!(r.files.iter().all(|f| f.outcome == FileOutcome::Loaded), "{}: {:?}", r.pipeline, r.files);
-        assert_eq!(t.rows_quarantined, faults, "{}: exactly the spoilt rows are quarantined", r.pipeline);
+        // An invalid stage is an optional attribute: its value is quarantined and its row kept
+        // (`on_invalid = "null_value"`); every other fault rejects its row.
+        let value_faults = summary.value_faults(prefix(&r.pipeline));
+        if r.pipeline != "screening_coverage" {
+            assert!(value_faults > 0, "{}: the generator spoilt some stages", r.pipeline);
+        }
+        assert_eq!(
+            t.rows_quarantined,
+            faults - value_faults,
+            "{}: exactly the spoilt rows are quarantined",
+            r.pipeline
+        );
+        assert_eq!(t.values_nulled, value_faults, "{}: exactly the spoilt stages are nulled", r.pipeline);
         assert_eq!(t.rows_written + t.rows_quarantined, rows, "{}: nothing lost", r.pipeline);
         assert!(t.balanced());
         // Totals rows (Barts' TOTAL, the screening export's Total) are dropped by declared rules.
@@ -74,9 +86,12 @@ async fn every_fault_is_quarantined_and_every_row_accounted_for() {
             assert!(matches!(text(b, "fds_outcome", i).as_deref(), None | Some("CONFIRMED" | "RULED OUT")));
         }
     }
+    // Homerton's "Head and Neck – upper aerodigestive" (a Windows-1252 en dash) is decoded and
+    // mapped to the national tumour group; no site of any trust is left unmapped.
     let rqx = &ws.table("trust_pathways_rqx").await[0];
     let sites: Vec<String> = (0..rqx.num_rows()).filter_map(|i| text(rqx, "suspected_cancer", i)).collect();
-    assert!(sites.iter().any(|s| s == "Head and Neck \u{2013} upper aerodigestive"), "Windows-1252 en dash decoded");
+    assert!(sites.iter().any(|s| s == "Head & Neck"), "Windows-1252 en dash decoded and mapped");
+    assert_eq!(sites.len(), rqx.num_rows(), "every Homerton site maps");
 }
 
 #[tokio::test]

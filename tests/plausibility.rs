@@ -53,7 +53,10 @@ async fn implausible_dates_ages_and_nhs_numbers_are_quarantined_with_the_rule() 
     let reports = ws.ingest(&only(&["trust_pathways_ral"])).await;
     let f = &reports[0].files[0];
     assert_eq!(f.outcome, FileOutcome::Loaded, "{:?}", f.outcome);
-    assert_eq!((f.counts.rows_in, f.counts.rows_written, f.counts.rows_quarantined), (7, 2, 5));
+    // Ages are optional attributes (`on_invalid = "null_value"`): an implausible age is
+    // quarantined as a value and its row written with a null age.
+    assert_eq!((f.counts.rows_in, f.counts.rows_written, f.counts.rows_quarantined), (7, 4, 3));
+    assert_eq!(f.counts.values_nulled, 2);
     let q = quarantined(&ws, "trust_pathways_ral").await;
     let shown: Vec<(i64, &str, &str)> = q.iter().map(|(r, c, reason, _)| (*r, c.as_str(), reason.as_str())).collect();
     assert_eq!(shown.len(), 5, "{shown:#?}");
@@ -70,7 +73,10 @@ async fn implausible_dates_ages_and_nhs_numbers_are_quarantined_with_the_rule() 
     let staged: Vec<RecordBatch> = ws.table("trust_pathways_ral").await;
     let ids: Vec<String> =
         staged.iter().flat_map(|b| (0..b.num_rows()).map(move |i| text(b, "pathway_id", i).unwrap())).collect();
-    assert_eq!(ids, ["P1", "P7"]);
+    assert_eq!(ids, ["P1", "P4", "P5", "P7"]);
+    let ages: Vec<Option<String>> =
+        staged.iter().flat_map(|b| (0..b.num_rows()).map(move |i| text(b, "age", i))).collect();
+    assert_eq!(ages, [Some("60".into()), None, None, Some("120".into())]);
 }
 
 /// A UTF-16LE export with a title line, as NHS Futures writes it.

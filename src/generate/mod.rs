@@ -74,6 +74,10 @@ pub struct GeneratedFile {
     pub rows: u64,
     /// Rows deliberately spoilt.
     pub faults: u64,
+    /// Of those, the rows spoilt only in an optional attribute (an invalid stage): the pipelines
+    /// quarantine that value and keep the row with a null (`on_invalid = "null_value"`); the
+    /// other faults reject their row.
+    pub value_faults: u64,
     pub bytes: u64,
 }
 
@@ -87,6 +91,12 @@ impl GenerateSummary {
     /// Rows and faults over files whose path starts with `prefix`.
     pub fn totals(&self, prefix: &str) -> (u64, u64) {
         self.files.iter().filter(|f| f.path.starts_with(prefix)).fold((0, 0), |(r, x), f| (r + f.rows, x + f.faults))
+    }
+
+    /// Faults in optional attributes only ([`GeneratedFile::value_faults`]) over files whose path
+    /// starts with `prefix`.
+    pub fn value_faults(&self, prefix: &str) -> u64 {
+        self.files.iter().filter(|f| f.path.starts_with(prefix)).map(|f| f.value_faults).sum()
     }
 }
 
@@ -172,16 +182,22 @@ pub async fn run(args: &GenerateArgs, landing: &Store) -> Result<GenerateSummary
         let path = "reference/gp_practices.csv".to_string();
         let bytes = csv.len() as u64;
         landing.put(&path, csv.into_bytes()).await?;
-        summary.files.push(GeneratedFile { path, rows: practices.len() as u64, faults: 0, bytes });
+        summary.files.push(GeneratedFile { path, rows: practices.len() as u64, faults: 0, value_faults: 0, bytes });
         for month in 0..args.months {
             let month_start = add_months(first, month);
             let mut rng = Rng::new(args.seed, &format!("screening/{month_start}"));
-            let mut faults = Faults { rate: args.fault_rate, injected: 0 };
+            let mut faults = Faults { rate: args.fault_rate, ..Faults::default() };
             let (data, rows) = screening::export(month_start, &practices, lsoas, &mut rng, &mut faults);
             let path = screening::landing_path(month_start);
             let bytes = data.len() as u64;
             landing.put(&path, data).await?;
-            summary.files.push(GeneratedFile { path, rows, faults: faults.injected, bytes });
+            summary.files.push(GeneratedFile {
+                path,
+                rows,
+                faults: faults.injected,
+                value_faults: faults.values,
+                bytes,
+            });
         }
     }
     Ok(summary)
@@ -205,7 +221,7 @@ impl TrustMonth {
         let landing_path = path.clone();
         let trust = self.trust;
         // (rows, faults, bytes written, the whole file when it is built in memory)
-        let generate = move |out: Option<sink::ChunkWriter>| -> Result<(u64, u64, u64, Option<Vec<u8>>)> {
+        let generate = move |out: Option<sink::ChunkWriter>| -> Result<(u64, Faults, u64, Option<Vec<u8>>)> {
             let lsoas = lsoas_cached();
             let boroughs = trusts::catchment(self.trust);
             let drawer = PathwayDrawer {
@@ -220,22 +236,22 @@ impl TrustMonth {
             // Faults draw from their own stream, so asking for faults leaves the data unchanged.
             let mut rng = Rng::new(self.seed, &landing_path);
             let mut fault_rng = Rng::new(self.seed ^ 0xFA17, &landing_path);
-            let mut faults = Faults { rate: self.fault_rate, injected: 0 };
+            let mut faults = Faults { rate: self.fault_rate, ..Faults::default() };
             let pathways = (0..self.rows).map(move |seq| drawer.draw(&mut rng, seq));
             match (self.trust, out) {
                 ("R1H", _) => {
                     let bytes =
                         trusts::write_barts_xlsx(self.month_start, pathways.collect(), &mut fault_rng, &mut faults)?;
-                    Ok((self.rows, faults.injected, bytes.len() as u64, Some(bytes)))
+                    Ok((self.rows, faults, bytes.len() as u64, Some(bytes)))
                 }
                 ("RRV", Some(out)) => {
                     let (rows, bytes) = trusts::write_uclh_parquet(pathways, &mut fault_rng, &mut faults, out)?;
-                    Ok((rows, faults.injected, bytes, None))
+                    Ok((rows, faults, bytes, None))
                 }
                 (_, Some(mut out)) => {
                     let rows = trusts::write_text(self.trust, pathways, &mut fault_rng, &mut faults, &mut out)?;
                     let bytes = out.finish().map_err(|e| Error::source_file("generator output", e.to_string()))?;
-                    Ok((rows, faults.injected, bytes, None))
+                    Ok((rows, faults, bytes, None))
                 }
                 (_, None) => unreachable!("streamed formats get a writer"),
             }
@@ -254,8 +270,8 @@ impl TrustMonth {
             uploaded?;
             (rows, faults, bytes)
         };
-        tracing::info!(file = %path, rows, faults, bytes, "generated");
-        Ok(GeneratedFile { path, rows, faults, bytes })
+        tracing::info!(file = %path, rows, faults = faults.injected, bytes, "generated");
+        Ok(GeneratedFile { path, rows, faults: faults.injected, value_faults: faults.values, bytes })
     }
 }
 

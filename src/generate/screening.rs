@@ -136,7 +136,7 @@ mod tests {
         let lsoas = super::super::pathways::lsoas();
         let ps = practices(&lsoas, 1);
         assert!(ps.len() > 100);
-        let mut faults = Faults { rate: 0.0, injected: 0 };
+        let mut faults = Faults::default();
         let (bytes, rows) = export(19_723, &ps[..5], &lsoas, &mut Rng::new(1, "s"), &mut faults);
         assert_eq!(&bytes[..2], &[0xFF, 0xFE]);
         assert_eq!(rows, 15);

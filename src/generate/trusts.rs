@@ -8,8 +8,10 @@
 //! | RQX Homerton | `trusts/RQX/Homerton_cancer_MON-YY.tsv` | Windows-1252 TSV, ISO dates, spelled-out sex and outcome |
 //! | RRV UCLH | `trusts/RRV/uclh_pathways_YYYY-MM.parquet` | typed Parquet, snake_case |
 //!
-//! Deliberate faults (when asked for) are row-level and each spoils exactly one row: an NHS number
-//! failing its check digit, an impossible referral date, an unknown route, or an invalid stage.
+//! Deliberate faults (when asked for) each spoil exactly one row: an NHS number failing its check
+//! digit, an impossible referral date or an unknown route (each rejects its row), or an invalid
+//! stage (an optional attribute: the pipelines quarantine the value and keep the row, so these
+//! are also counted apart, in [`Faults::values`]).
 
 use super::pathways::Pathway;
 use super::rng::Rng;
@@ -71,9 +73,13 @@ pub fn landing_path(trust: &str, month_start: i32) -> String {
 }
 
 /// Fault injection for one file.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     pub rate: f64,
+    /// Rows spoilt.
     pub injected: u64,
+    /// Of those, rows spoilt only in an optional attribute (an invalid stage).
+    pub values: u64,
 }
 
 impl Faults {
@@ -86,7 +92,9 @@ impl Faults {
     fn pick(&mut self, rng: &mut Rng, kinds: &[u8]) -> Option<u8> {
         if self.rate > 0.0 && rng.chance(self.rate) {
             self.injected += 1;
-            Some(kinds[rng.below(kinds.len() as u64) as usize])
+            let kind = kinds[rng.below(kinds.len() as u64) as usize];
+            self.values += u64::from(kind == BAD_STAGE);
+            Some(kind)
         } else {
             None
         }
