@@ -10,7 +10,7 @@ mod common;
 
 use alliance_warehouse::generate::{self, GenerateArgs};
 use alliance_warehouse::transform;
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use common::{build, load_reference, only, pipelines, repo, shared, text, Workspace};
 use std::collections::{BTreeMap, BTreeSet};
 
