@@ -118,7 +118,7 @@ Stage,Age,Sex,Ethnicity,LSOA";
 async fn an_invalid_stage_or_unmapped_value_is_quarantined_and_its_pathway_kept() {
     let ws = Workspace::local();
     load_reference(&ws).await;
-    // Rows 2–6 of the file. P2 and P4 have stage 5; P3 an unmapped modality, site and ethnicity;
+    // Rows 2–7 of the file. P2 and P4 have stage 5; P3 an unmapped modality, site and ethnicity;
     // P4 and P5 are still open at the end of January.
     let rows = [
         "P1,9434765919,RAL,93C,05/01/2024,URGENT SUSPECTED CANCER,Breast,08/01/2024,20/01/2024,CONFIRMED,22/01/2024,25/01/2024,SURGERY,RAL,2,60,F,A,E01000001",
@@ -126,12 +126,14 @@ async fn an_invalid_stage_or_unmapped_value_is_quarantined_and_its_pathway_kept(
         "P3,4010232137,RAL,93C,06/01/2024,CONSULTANT UPGRADE,Suspected cancer - non-specific symptoms,08/01/2024,20/01/2024,CONFIRMED,22/01/2024,26/01/2024,Proton beam therapy,RAL,3,70,M,Q,E01000001",
         "P4,4010232137,RAL,93C,02/01/2024,URGENT SUSPECTED CANCER,Lung,08/01/2024,20/01/2024,CONFIRMED,,,,,5,72,M,A,E01000001",
         "P5,9434765919,RAL,93C,03/01/2024,URGENT SUSPECTED CANCER,Lung,08/01/2024,20/01/2024,CONFIRMED,,,,,X,73,F,A,E01000001",
+        // An NHS number failing its check digit rejects the row: its stage 5 goes with it.
+        "P6,9434765918,RAL,93C,03/01/2024,URGENT SUSPECTED CANCER,Lung,08/01/2024,20/01/2024,CONFIRMED,,,,,5,73,F,A,E01000001",
     ];
     let path = "trusts/RAL/RAL_cancer_pathways_2024-01.csv";
     ws.land(path, format!("{RAL_HEADER}\n{}\n", rows.join("\n"))).await;
     let reports = ws.ingest(&only(&["trust_pathways_ral"])).await;
     let c = reports[0].files[0].counts;
-    assert_eq!((c.rows_in, c.rows_written, c.rows_quarantined, c.values_nulled), (5, 5, 0, 5), "{c:?}");
+    assert_eq!((c.rows_in, c.rows_written, c.rows_quarantined, c.values_nulled), (6, 5, 1, 5), "{c:?}");
     assert!(c.balanced());
 
     // Each bad value is in quarantine with its file, row, column and reason, as a value.
@@ -148,10 +150,15 @@ async fn an_invalid_stage_or_unmapped_value_is_quarantined_and_its_pathway_kept(
             (4, "suspected_cancer", Some("Suspected cancer - non-specific symptoms"), "value"),
             (4, "treatment_modality", Some("Proton beam therapy"), "value"),
             (5, "stage", Some("5"), "value"),
+            (7, "patient_pseudonym", None, "row"),
+            (7, "stage", Some("5"), "row"),
         ]
     );
     assert!(q.iter().all(|e| e.0.ends_with(path)), "{q:?}");
-    assert!(q.iter().all(|e| e.3.starts_with(&format!("vocabulary {}: no mapping for", e.2))), "{q:?}");
+    assert!(
+        q.iter().filter(|e| e.5 == "value").all(|e| e.3.starts_with(&format!("vocabulary {}: no mapping for", e.2))),
+        "{q:?}"
+    );
 
     // Staging keeps every pathway, with nulls where the values were, and national values.
     let staged: Vec<RecordBatch> = ws.table("trust_pathways_ral").await;

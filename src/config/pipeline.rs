@@ -741,6 +741,23 @@ mod tests {
     }
 
     #[test]
+    fn null_value_is_for_nullable_optional_attributes_and_a_vocabulary_needs_its_table() {
+        let with = |column: &str| {
+            let text = format!("[source]\nglob='x/*.csv'\nformat='csv'\n[load]\nmode='append'\nunique_key=['id']\n[[columns]]\nname='id'\ntype='string'\n[[columns]]\n{column}\n");
+            let p: Pipeline = toml::from_str(&text).unwrap();
+            p.validate().map_err(|e| e.to_string())
+        };
+        assert!(with("name='stage'\ntype='code'\non_invalid='null_value'").is_ok());
+        let required = with("name='stage'\ntype='code'\nnullable=false\non_invalid='null_value'").unwrap_err();
+        assert!(required.contains("null_value"), "{required}");
+        let nhs = with("name='nhs'\ntype='nhs_number'\non_invalid='null_value'").unwrap_err();
+        assert!(nhs.contains("null_value"), "{nhs}");
+        let orphan = with("name='stage'\ntype='code'\nvocabulary='stage'").unwrap_err();
+        assert!(orphan.contains("vocabularies"), "{orphan}");
+        assert!(toml::from_str::<Pipeline>("[source]\nglob='x'\nformat='csv'\n[load]\nmode='append'\n[[columns]]\nname='a'\ntype='string'\non_invalid='skip'\n").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let text = "[source]\nglob='x/*.csv'\nformat='csv'\nbogus=1\n[load]\nmode='append'\n[[columns]]\nname='a'\ntype='string'\n";
         let err = toml::from_str::<Pipeline>(text).unwrap_err().to_string();
