@@ -743,11 +743,11 @@ mod tests {
     #[test]
     fn null_value_is_for_nullable_optional_attributes_and_a_vocabulary_needs_its_table() {
         let with = |column: &str| {
-            let text = format!("[source]\nglob='x/*.csv'\nformat='csv'\n[load]\nmode='append'\nunique_key=['id']\n[[columns]]\nname='id'\ntype='string'\n[[columns]]\n{column}\n");
+            let text = format!("name='t'\ntable='t'\n[source]\nglob='x/*.csv'\nformat='csv'\n[load]\nmode='append'\nunique_key=['id']\n[[columns]]\nname='id'\ntype='string'\n[[columns]]\n{column}\n");
             let p: Pipeline = toml::from_str(&text).unwrap();
             p.validate().map_err(|e| e.to_string())
         };
-        assert!(with("name='stage'\ntype='code'\non_invalid='null_value'").is_ok());
+        with("name='stage'\ntype='code'\non_invalid='null_value'").unwrap();
         let required = with("name='stage'\ntype='code'\nnullable=false\non_invalid='null_value'").unwrap_err();
         assert!(required.contains("null_value"), "{required}");
         let nhs = with("name='nhs'\ntype='nhs_number'\non_invalid='null_value'").unwrap_err();
