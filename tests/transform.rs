@@ -63,6 +63,8 @@ async fn cwt_mart_reproduces_the_national_figures_for_every_month() {
         let (total, within, perf) = (f64s(&b, "total"), f64s(&b, "within_standard"), f64s(&b, "performance"));
         for i in 0..b.num_rows() {
             if text(&b, "level", i).as_deref() == Some("england")
+                && text(&b, "basis", i).as_deref() == Some("provider")
+                && text(&b, "route", i).as_deref() == Some("ALL")
                 && text(&b, "cancer_type", i).as_deref() == Some("ALL")
             {
                 let key = (text(&b, "month", i).unwrap(), text(&b, "standard", i).unwrap());
