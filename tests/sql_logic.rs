@@ -160,7 +160,7 @@ async fn cwt_counting_rule_of_every_era_and_basis_through_the_models() {
         panic!("{}: {e}", file.display());
     }
     // The rules are what the test checks: 31-day Subsequent counted on its ALL MODALITIES row
-    // (as the other 31/62-day standards) loses the per-modality standards, and modality rows
+    // (as the other 31/62-day standards) loses the per-modality standards; modality rows
     // without a total row dropped (as a provider extract's) loses the commissioner basis'
     // subsequent treatments.
     let mutations = [
@@ -169,6 +169,12 @@ async fn cwt_counting_rule_of_every_era_and_basis_through_the_models() {
             "WHEN standard = '31-day Subsequent' THEN treatment_modality = 'ALL MODALITIES'",
         ),
         ("OR treatment_modality = 'ALL MODALITIES' OR NOT has_total", "OR treatment_modality = 'ALL MODALITIES'"),
+        // The ALL MODALITIES rows are by cancer type, the modality rows for ALL CANCERS: looking
+        // for the total within a cancer type counts the modality rows again.
+        (
+            "PARTITION BY basis, month, standard, org_code_original, route\n",
+            "PARTITION BY basis, month, standard, org_code_original, route, cancer_type\n",
+        ),
     ];
     for (rule, broken) in mutations {
         let mutated = text.replace(rule, broken);

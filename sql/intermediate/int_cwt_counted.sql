@@ -2,10 +2,11 @@
 -- written once (here):
 --   * a row counts if it is not repeated by another row of the same figures: rows without a
 --     modality (28-day FDS, 2WW, 2WW Breast, commissioner-basis 31/62-day first and route rows) all
---     count; where a source publishes an ALL MODALITIES total (the provider extracts' 31- and
---     62-day rows, old and new standards) only that total counts, its modality rows repeat it; where
---     it publishes modality rows without a total (the commissioner basis' subsequent treatments)
---     the modality rows count;
+--     count; where a source publishes ALL MODALITIES rows for an organisation, month, standard and
+--     route (the provider extracts' 31- and 62-day rows, old and new standards: ALL MODALITIES by
+--     cancer type, and the same patients again by modality for ALL CANCERS) only those count; where
+--     it publishes modality rows without them (the commissioner basis' subsequent treatments) the
+--     modality rows count;
 --   * except 31-day Subsequent (standards before October 2023): each treatment modality was a
 --     standard of its own (surgery 94%, anti-cancer drugs 98%, radiotherapy 94%, other none), so
 --     its modality rows count and the modality is the row's route; the ALL MODALITIES row repeats them.
@@ -31,7 +32,7 @@ WITH rows AS (
 flagged AS (
     SELECT r.*,
            bool_or(coalesce(treatment_modality = 'ALL MODALITIES', false)) OVER (
-               PARTITION BY basis, month, standard, org_code_original, route, cancer_type
+               PARTITION BY basis, month, standard, org_code_original, route
            ) AS has_total
     FROM rows r
 )
@@ -44,7 +45,8 @@ SELECT
     org_code_original,
     org_name,
     CASE WHEN standard = '31-day Subsequent' THEN treatment_modality ELSE route END AS route,
-    cancer_type,
+    -- the modality rows' 'ALL CANCERS' is no cancer type: the mart's 'ALL' roll-up is the total
+    CASE WHEN upper(cancer_type) NOT IN ('ALL CANCERS', 'ALL') THEN cancer_type END AS cancer_type,
     total,
     within_standard,
     breaches,
