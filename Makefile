@@ -38,7 +38,7 @@ demo: build ## The main job on the embedded default: seed real data, generate ex
 	$(ALLIANCE) generate --rows $(ROWS) --start 2019-01 --months 6 --no-screening --seed 2019
 	$(ALLIANCE) run
 	@echo; echo "== Headlines"
-	$(ALLIANCE) query "SELECT org_name, standard, total, round(100 * performance, 1) AS performance_pct, 100 * standard_threshold AS standard_pct FROM mart_cwt_performance WHERE level IN ('england', 'alliance') AND cancer_type = 'ALL' AND month = (SELECT max(month) FROM mart_cwt_performance) ORDER BY standard, level DESC, org_name"
+	$(ALLIANCE) query "SELECT org_name, standard, total, round(100 * performance, 1) AS performance_pct, 100 * standard_threshold AS standard_pct FROM mart_cwt_performance WHERE level IN ('england', 'alliance') AND basis = 'provider' AND route = 'ALL' AND cancer_type = 'ALL' AND month = (SELECT max(month) FROM mart_cwt_performance WHERE basis = 'provider') ORDER BY standard, level DESC, org_name"
 	$(ALLIANCE) query "SELECT indicator, area, period, round(sii, 3) AS sii, round(relative_gap, 3) AS relative_gap FROM mart_inequality_gaps WHERE NOT suppressed AND indicator NOT LIKE 'screening%' ORDER BY indicator, area"
 	$(ALLIANCE) query "SELECT programme, area AS imd_quintile, screened, eligible, round(100 * coverage, 1) AS coverage_pct, meets_acceptable FROM mart_screening_coverage WHERE level = 'imd_quintile' AND month = (SELECT max(month) FROM mart_screening_coverage) ORDER BY programme, area"
 

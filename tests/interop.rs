@@ -94,5 +94,5 @@ fn query_formats_and_errors_that_point_at_the_sql() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("ref_operational_standards") && text.contains("| 15 "), "{text}");
+    assert!(text.contains("ref_operational_standards") && text.contains("| 17 "), "{text}");
 }

@@ -33,7 +33,7 @@ fn the_whole_job_runs_against_azurite() {
     let second = run(&["run"]);
     assert!(second.lines().filter(|l| l.starts_with("mart_")).all(|l| l.contains("unchanged")), "{second}");
     // Analysts query the published marts over the same store.
-    let answer = run(&["query", "SELECT total FROM mart_cwt_performance WHERE level = 'england' AND cancer_type = 'ALL' AND standard = '28-day FDS' AND month = DATE '2023-04-01'"]);
+    let answer = run(&["query", "SELECT total FROM mart_cwt_performance WHERE level = 'england' AND basis = 'provider' AND route = 'ALL' AND cancer_type = 'ALL' AND standard = '28-day FDS' AND month = DATE '2023-04-01'"]);
     assert!(answer.contains("215274"), "{answer}");
     let runs = run(&["query", "SELECT count(*) AS runs FROM runs"]);
     assert!(runs.contains("| 2 "), "{runs}");

@@ -238,7 +238,7 @@ fn the_published_marts_keep_their_figures_when_a_revision_is_held_or_a_copy_land
             "--format",
             "csv",
             "select total from mart_cwt_performance where level = 'england' and standard = '28-day FDS' \
-             and cancer_type = 'ALL' and month = DATE '2023-04-01'",
+             and basis = 'provider' and route = 'ALL' and cancer_type = 'ALL' and month = DATE '2023-04-01'",
         ])
     };
     let last_run_published =

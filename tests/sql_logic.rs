@@ -151,3 +151,34 @@ async fn national_cwt_rules_through_the_pathway_model_and_mart() {
     assert_ne!(upgrades_counted, text, "the FDS route rule is in the model SQL");
     assert!(runner().run_script_async(&upgrades_counted).await.is_err(), "FDS with upgrades fails the rules");
 }
+
+#[tokio::test]
+async fn cwt_counting_rule_of_every_era_and_basis_through_the_models() {
+    let file = common::repo().join("tests/slt/rules/cwt_counting.slt");
+    let text = with_model_sql(&std::fs::read_to_string(&file).unwrap());
+    if let Err(e) = runner().run_script_async(&text).await {
+        panic!("{}: {e}", file.display());
+    }
+    // The rules are what the test checks: 31-day Subsequent counted on its ALL MODALITIES row
+    // (as the other 31/62-day standards) loses the per-modality standards; modality rows
+    // without a total row dropped (as a provider extract's) loses the commissioner basis'
+    // subsequent treatments.
+    let mutations = [
+        (
+            "WHEN standard = '31-day Subsequent' THEN treatment_modality IS NOT NULL AND treatment_modality <> 'ALL MODALITIES'",
+            "WHEN standard = '31-day Subsequent' THEN treatment_modality = 'ALL MODALITIES'",
+        ),
+        ("OR treatment_modality = 'ALL MODALITIES' OR NOT has_total", "OR treatment_modality = 'ALL MODALITIES'"),
+        // The ALL MODALITIES rows are by cancer type, the modality rows for ALL CANCERS: looking
+        // for the total within a cancer type counts the modality rows again.
+        (
+            "PARTITION BY basis, month, standard, org_code_original, route\n",
+            "PARTITION BY basis, month, standard, org_code_original, route, cancer_type\n",
+        ),
+    ];
+    for (rule, broken) in mutations {
+        let mutated = text.replace(rule, broken);
+        assert_ne!(mutated, text, "the rule is in the model SQL: {rule}");
+        assert!(runner().run_script_async(&mutated).await.is_err(), "the rules fail without: {rule}");
+    }
+}

@@ -48,7 +48,7 @@ async fn cwt_mart_reproduces_the_national_figures_for_every_month() {
     let report = build(&ws, &repo().join("sql"), Some("+mart_cwt_performance")).await;
     assert!(report.succeeded(), "{:#?}", report.models);
     let names: Vec<&str> = report.models.iter().map(|m| m.model.as_str()).collect();
-    assert_eq!(names, ["stg_cwt_provider", "int_cwt_counted", "mart_cwt_performance"]);
+    assert_eq!(names, ["stg_cwt_commissioner", "stg_cwt_provider", "int_cwt_counted", "mart_cwt_performance"]);
     // Independently computed from the workbook (FDS: all rows; 31/62-day: ALL MODALITIES rows).
     let expected: [(&str, [(f64, f64); 3]); 6] = [
         ("2023-04-01", [(215274.0, 153593.0), (43806.0, 39227.0), (19514.0, 12613.0)]),
@@ -63,6 +63,8 @@ async fn cwt_mart_reproduces_the_national_figures_for_every_month() {
         let (total, within, perf) = (f64s(&b, "total"), f64s(&b, "within_standard"), f64s(&b, "performance"));
         for i in 0..b.num_rows() {
             if text(&b, "level", i).as_deref() == Some("england")
+                && text(&b, "basis", i).as_deref() == Some("provider")
+                && text(&b, "route", i).as_deref() == Some("ALL")
                 && text(&b, "cancer_type", i).as_deref() == Some("ALL")
             {
                 let key = (text(&b, "month", i).unwrap(), text(&b, "standard", i).unwrap());

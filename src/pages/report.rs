@@ -25,7 +25,7 @@ async fn performance(session: &SessionContext, body: &mut String) -> Result<()> 
     body.push_str("<h2>Performance against the standard in force, by trust</h2>");
     let sql = "SELECT p.standard, p.org_code, p.org_name, CAST(p.month AS VARCHAR) AS month_label, p.performance, p.standard_threshold
                FROM mart_cwt_performance p JOIN ref_alliance_trusts a ON a.org_code = p.org_code
-               WHERE p.level = 'provider' AND p.cancer_type = 'ALL' ORDER BY p.standard, p.org_code, month_label";
+               WHERE p.level = 'provider' AND p.basis = 'provider' AND p.route = 'ALL' AND p.cancer_type = 'ALL' ORDER BY p.standard, p.org_code, month_label";
     let data = rows(session, sql).await?;
     let mut by_standard: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for r in data {
