@@ -403,3 +403,26 @@ pub fn list_environments(config_dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(toml: &str) -> std::result::Result<EngineSettings, String> {
+        let settings: EngineSettings = toml::from_str(toml).map_err(|e| e.to_string())?;
+        settings.check().map(|_| settings)
+    }
+
+    #[test]
+    fn engine_is_local_by_default_and_ballista_needs_a_df_url() {
+        assert_eq!(engine("").unwrap(), EngineSettings::default());
+        assert_eq!(EngineSettings::default().kind, EngineKind::Local);
+        let cluster = engine("kind = \"ballista\"\nurl = \"df://scheduler.internal:50050\"").unwrap();
+        assert_eq!(cluster.kind, EngineKind::Ballista);
+        assert!(engine("kind = \"ballista\"").unwrap_err().contains("needs url"));
+        assert!(engine("kind = \"ballista\"\nurl = \"http://host:50050\"").unwrap_err().contains("df://host"));
+        assert!(engine("url = \"df://host:50050\"").unwrap_err().contains("only to kind"));
+        assert!(engine("kind = \"spark\"").is_err());
+        assert!(engine("kind = \"local\"\nscheduler = \"x\"").unwrap_err().contains("unknown field"));
+    }
+}

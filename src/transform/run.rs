@@ -121,7 +121,7 @@ pub async fn run_model(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Float64Array, Int32Array, StringArray};
+    use datafusion::arrow::array::{Array, Float64Array, Int32Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
 
