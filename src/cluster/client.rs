@@ -5,8 +5,9 @@
 //! tests and error messages are unchanged; executing a plan submits it to the scheduler and
 //! streams the final stage's batches back. Every table is Parquet on the warehouse store (a
 //! plan's tables travel to the scheduler as their location and schema): reference tables, which
-//! the local engine holds in memory, are read in place, and a staging table with no data yet is
-//! an empty folder of the pipeline's schema.
+//! the local engine holds in memory, are read in place. A staging table with no data yet is not
+//! registered: Ballista 55 re-plans a job over an empty table without end, so the models reading
+//! it fail (table not found) rather than hang the build; the local engine builds them.
 
 use crate::config::environment::DEFAULT_BALLISTA_PORT;
 use crate::config::pipeline::Pipeline;
@@ -33,8 +34,15 @@ pub async fn session(warehouse: &Store, pipelines: &[Pipeline], url: &str) -> Re
     // Ballista's session replaces the function list with its own: the statistical UDFs again.
     crate::stats::udf::register(&ctx);
     for p in pipelines {
-        let schema = output_schema(p);
-        session::register_parquet(&ctx, &p.table, &format!("staging/{}/", p.table), Some(&schema)).await?;
+        let prefix = format!("staging/{}/", p.table);
+        if !warehouse.list(&prefix).await?.iter().any(|m| m.location.as_ref().ends_with(".parquet")) {
+            // Ballista 55 re-plans a job reading a table with no files without end (seen with an
+            // empty reference table): such a table is left out, so the models reading it fail
+            // at once, naming it, instead of hanging the build.
+            tracing::warn!(table = %p.table, "no data yet: models reading it cannot run on the Ballista engine");
+            continue;
+        }
+        session::register_parquet(&ctx, &p.table, &prefix, Some(&output_schema(p))).await?;
     }
     tracing::info!(scheduler = %url, "models run on the Ballista cluster");
     Ok(ctx)
