@@ -99,12 +99,14 @@ tools: ## Install what the tests need if missing: S3 server, Azure emulator, Duc
 	@python3 -c "import adbc_driver_flightsql, adbc_driver_manager" 2>/dev/null || python3 -m pip install --quiet adbc-driver-flightsql adbc-driver-manager
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: tools ## Run every test: unit, integration (real CWT files, PHE methods, marts, S3, Azurite, crashes), CLI
+test: tools ## Run every test: unit, integration (real CWT files, PHE methods, marts, S3, Azurite, crashes), CLI, Ballista cluster
 	$(CARGO) test --all-targets
+	$(CARGO) test --features ballista --test ballista
 
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features ballista -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt

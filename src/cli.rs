@@ -174,6 +174,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a Ballista scheduler over the environment's warehouse, for builds with `[engine]
+    /// kind = "ballista"` (needs the `ballista` feature; see the README's cluster section).
+    #[cfg(feature = "ballista")]
+    Scheduler(crate::cluster::commands::SchedulerArgs),
+    /// Run a Ballista executor over the environment's warehouse, with the statistical functions;
+    /// start one or more per cluster.
+    #[cfg(feature = "ballista")]
+    Executor(crate::cluster::commands::ExecutorArgs),
     /// Write synthetic extracts (trust pathways, screening) into landing.
     Generate(crate::generate::GenerateArgs),
     /// Copy the real published extracts and reference data into landing.
@@ -205,17 +213,22 @@ Python: adbc_driver_flightsql.dbapi.connect(\"grpc://127.0.0.1:50051\",
         db_kwargs={\"adbc.flight.sql.authorization_header\": \"Bearer TOKEN\"})
 JDBC:   jdbc:arrow-flight-sql://127.0.0.1:50051/?useEncryption=false&token=TOKEN";
 
+/// Stack of each runtime thread: deep query plans are planned, serialised (the `ballista`
+/// engine) and optimised recursively, which overflows the default 2 MiB in unoptimised builds.
+pub const THREAD_STACK_BYTES: usize = 16 << 20;
+
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().thread_stack_size(THREAD_STACK_BYTES).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::from(1);
+            }
+        };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
@@ -399,6 +412,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
             let session = crate::access::session::warehouse_context(&ctx, &graph).await?;
             write_page(out, &crate::pages::report::report(&session).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "ballista")]
+        Command::Scheduler(args) => {
+            crate::cluster::commands::scheduler(args, &env).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "ballista")]
+        Command::Executor(args) => {
+            crate::cluster::commands::executor(args, &env).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(args) => {

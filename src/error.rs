@@ -138,6 +138,10 @@ pub enum Error {
     #[error("disclosure control of {model}: {reason}")]
     Disclosure { model: String, reason: String },
 
+    /// A Ballista scheduler or executor could not start or serve (the `ballista` engine).
+    #[error("cluster {context}: {reason}")]
+    Cluster { context: String, reason: String },
+
     /// The run was asked to stop (signal) before it finished.
     #[error("run interrupted: {0}")]
     Interrupted(String),

@@ -123,5 +123,6 @@ pub async fn run_job(ctx: &JobContext, spec: &JobSpec) -> Result<JobOutcome> {
 async fn build(ctx: &JobContext, options: &BuildOptions, run_id: &str) -> Result<BuildReport> {
     let graph = crate::transform::load_graph(&ctx.sql_dir, &ctx.pipelines)?;
     let props = crate::ingest::writer::writer_properties(&ctx.env.ingest, &[])?;
-    crate::transform::build(&ctx.stores.warehouse, &ctx.pipelines, &graph, options, run_id, props).await
+    let options = BuildOptions { engine: ctx.env.engine.clone(), ..options.clone() };
+    crate::transform::build(&ctx.stores.warehouse, &ctx.pipelines, &graph, &options, run_id, props).await
 }

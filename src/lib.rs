@@ -11,6 +11,8 @@
 
 pub mod access;
 pub mod cli;
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod code_identity;
 pub mod config;
 pub mod error;

@@ -30,6 +30,54 @@ pub struct Environment {
     /// may use.
     #[serde(default)]
     pub limits: LimitSettings,
+    /// Where `build` runs the models' SQL: in this process (default) or on a Ballista cluster.
+    #[serde(default)]
+    pub engine: EngineSettings,
+}
+
+/// The default scheduler port of a Ballista cluster, when `url` names none.
+pub const DEFAULT_BALLISTA_PORT: u16 = 50050;
+
+/// Which engine runs the models' SQL (`[engine]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    /// DataFusion in the `alliance` process (default).
+    #[default]
+    Local,
+    /// An Apache DataFusion Ballista cluster (scheduler + executors) that reads and writes the
+    /// same object store; needs a binary built with the `ballista` feature.
+    Ballista,
+}
+
+/// `[engine]`: where `alliance build` (and `run`) plan and execute each model's query. With
+/// `kind = "ballista"` the query runs on the cluster's executors and its result stream comes back
+/// to this process, which writes, tests and publishes it exactly as the local engine does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// `local` (default) or `ballista`.
+    #[serde(default)]
+    pub kind: EngineKind,
+    /// The Ballista scheduler, `df://host:port` (port [`DEFAULT_BALLISTA_PORT`] when omitted);
+    /// required with `kind = "ballista"`, refused with `local`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl EngineSettings {
+    /// Checks the combination of kind and url; the reason names the offending key.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        match (self.kind, &self.url) {
+            (EngineKind::Local, None) => Ok(()),
+            (EngineKind::Local, Some(_)) => Err("[engine] url applies only to kind = \"ballista\"".into()),
+            (EngineKind::Ballista, None) => Err("[engine] kind = \"ballista\" needs url = \"df://host:50050\"".into()),
+            (EngineKind::Ballista, Some(url)) => match url::Url::parse(url) {
+                Ok(u) if u.scheme() == "df" && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+                _ => Err(format!("[engine] url must look like df://host:{DEFAULT_BALLISTA_PORT}, not '{url}'")),
+            },
+        }
+    }
 }
 
 /// Default of [`LimitSettings::max_query_rows`]: 10 million rows.
@@ -320,6 +368,7 @@ impl Environment {
         {
             return Err(Error::config(&path, "every [limits] value must be > 0"));
         }
+        env.engine.check().map_err(|reason| Error::config(&path, reason))?;
         Ok(env)
     }
 
@@ -353,4 +402,27 @@ pub fn list_environments(config_dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(toml: &str) -> std::result::Result<EngineSettings, String> {
+        let settings: EngineSettings = toml::from_str(toml).map_err(|e| e.to_string())?;
+        settings.check().map(|_| settings)
+    }
+
+    #[test]
+    fn engine_is_local_by_default_and_ballista_needs_a_df_url() {
+        assert_eq!(engine("").unwrap(), EngineSettings::default());
+        assert_eq!(EngineSettings::default().kind, EngineKind::Local);
+        let cluster = engine("kind = \"ballista\"\nurl = \"df://scheduler.internal:50050\"").unwrap();
+        assert_eq!(cluster.kind, EngineKind::Ballista);
+        assert!(engine("kind = \"ballista\"").unwrap_err().contains("needs url"));
+        assert!(engine("kind = \"ballista\"\nurl = \"http://host:50050\"").unwrap_err().contains("df://host"));
+        assert!(engine("url = \"df://host:50050\"").unwrap_err().contains("only to kind"));
+        assert!(engine("kind = \"spark\"").is_err());
+        assert!(engine("kind = \"local\"\nscheduler = \"x\"").unwrap_err().contains("unknown field"));
+    }
 }

@@ -126,6 +126,8 @@ pub struct BuildOptions {
     pub code: crate::code_identity::CodeIdentity,
     /// The run's lock, checked before every publish or state change ([`Error::LockLost`]).
     pub lock: crate::lock::LockHealth,
+    /// Where the models' SQL runs (`[engine]` of the environment; this process by default).
+    pub engine: crate::config::environment::EngineSettings,
 }
 
 /// Loads the models of `sql_dir` and checks the graph against the pipelines' tables.
@@ -183,7 +185,7 @@ pub async fn build(
     // Materialised models changed outside the pipeline: restored, or rebuilt now.
     let tamper = tamper::check_models(warehouse, graph).await?;
     selected.extend(tamper.rebuild.iter().cloned());
-    let ctx = session::session(warehouse, pipelines).await?;
+    let ctx = session::build_session(warehouse, pipelines, &options.engine).await?;
     let sources_now = state::source_fingerprints(warehouse, pipelines).await?;
     let fingerprints = state::model_fingerprints(graph, &sources_now, &options.code);
     let mut failed: BTreeSet<String> = BTreeSet::new();

@@ -5,8 +5,8 @@
 //!   from there by its tests; the caller promotes it ([`super::publish::promote_model`]) only if
 //!   they pass.
 //! - A mart is computed in a fixed row order, passed through disclosure control when declared,
-//!   written to `marts/_staging/<mart>/<run_id>.parquet` and registered in memory for its tests
-//!   and for the marts that read it; the caller publishes it after every mart of the run has
+//!   written to `marts/_staging/<mart>/<run_id>.parquet` and registered in memory (on a
+//!   distributed engine: from that object) for its tests and for the marts that read it; the caller publishes it after every mart of the run has
 //!   been audited ([`super::build`]).
 
 use super::model::{Layer, Model};
@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 use crate::parquet_sink::Written;
 use crate::storage::Store;
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use tracing::info;
@@ -29,6 +32,24 @@ pub struct ModelOutcome {
     pub audit: Option<disclosure::Audit>,
     /// The staged object of an intermediate model (its size and hash, for the seal).
     pub staged: Option<Written>,
+}
+
+/// A mart's rows in a fixed order, every column ascending, nulls first: the same inputs give the
+/// same file and the same disclosure decisions, whatever order parallel (or distributed)
+/// execution produced. Sorted here rather than by an `ORDER BY` in the plan, because DataFusion
+/// 55's optimiser drops sort keys it takes as functionally dependent on earlier ones, wrongly so
+/// after a non-equi join: `mart_backlog` came out ordered by `month_end` alone, its trusts in
+/// hash order.
+pub fn fixed_order(schema: &SchemaRef, batches: &[RecordBatch]) -> std::result::Result<RecordBatch, ArrowError> {
+    let batch = concat_batches(schema, batches)?;
+    let options = SortOptions { descending: false, nulls_first: true };
+    let columns: Vec<SortColumn> =
+        batch.columns().iter().map(|c| SortColumn { values: c.clone(), options: Some(options) }).collect();
+    if columns.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch);
+    }
+    let indices = lexsort_to_indices(&columns, None)?;
+    take_record_batch(&batch, &indices)
 }
 
 /// Runs one model; see the module documentation.
@@ -65,14 +86,10 @@ pub async fn run_model(
             Some(rows)
         }
         Layer::Mart => {
-            // A fixed row order (every column, ascending): the same inputs give the same file and
-            // the same disclosure decisions, whatever order parallel execution produced.
-            let order: Vec<_> =
-                df.schema().columns().into_iter().map(|c| datafusion::prelude::col(c).sort(true, true)).collect();
-            let df = df.sort(order).map_err(Error::datafusion(context("ordering")))?;
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
             let batches: Vec<RecordBatch> = df.collect().await.map_err(Error::datafusion(context("running")))?;
             let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
+            let batches = vec![fixed_order(&schema, &batches).map_err(Error::arrow(context("ordering")))?];
             let (schema, batches) = match &m.spec.disclosure {
                 Some(d) => {
                     let (protected, report) = d.apply(&m.name, schema, &batches)?;
@@ -90,7 +107,7 @@ pub async fn run_model(
                 writer.write(batch).await.map_err(Error::parquet(context("writing")))?;
             }
             writer.close().await.map_err(Error::parquet(context("completing")))?;
-            session::register_memory(ctx, &m.name, schema, batches)?;
+            session::register_result(ctx, &m.name, schema, batches, &path).await?;
             Some(rows)
         }
     };
@@ -99,4 +116,42 @@ pub async fn run_model(
         tests.push(test.run(ctx, &m.name, &m.name).await?);
     }
     Ok(ModelOutcome { rows, tests, audit, staged })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, Float64Array, Int32Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    #[test]
+    fn fixed_order_sorts_on_every_column_whatever_the_input_order() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("month", DataType::Int32, true),
+            Field::new("org", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        let batch = |m: Vec<Option<i32>>, o: Vec<Option<&str>>, x: Vec<Option<f64>>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int32Array::from(m)), Arc::new(StringArray::from(o)), Arc::new(Float64Array::from(x))],
+            )
+            .unwrap()
+        };
+        let a = batch(vec![Some(2), Some(1)], vec![Some("RRV"), Some("RAL")], vec![Some(1.0), None]);
+        let b = batch(
+            vec![Some(1), None, Some(1)],
+            vec![Some("R1H"), Some("RQX"), Some("RAL")],
+            vec![None, Some(3.0), Some(0.5)],
+        );
+        let one = fixed_order(&schema, &[a.clone(), b.clone()]).unwrap();
+        let other = fixed_order(&schema, &[b, a]).unwrap();
+        assert_eq!(one, other);
+        let orgs: Vec<_> = one.column(1).as_any().downcast_ref::<StringArray>().unwrap().iter().flatten().collect();
+        // Null month first, then month 1 by org (RAL's null x before its 0.5), then month 2.
+        assert_eq!(orgs, ["RQX", "R1H", "RAL", "RAL", "RRV"]);
+        let x = one.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert!(x.is_null(2) && x.value(3) == 0.5);
+    }
 }

@@ -11,7 +11,13 @@
 //! [`memory_limit`] bytes (the environment's `[limits] memory_limit_bytes`), divided fairly among
 //! the operators that can spill; beyond it they spill to temporary files, and an operator that
 //! cannot fails with DataFusion's resources-exhausted error instead of growing without bound.
+//!
+//! [`build_session`] chooses the engine of `[engine]`: this session, or (feature `ballista`) a
+//! session whose queries run on a Ballista cluster ([`crate::cluster::client`]). A distributed
+//! session cannot ship in-memory tables to its executors, so there every table, reference tables
+//! and just-built marts included, is a Parquet table on the shared store ([`tables_on_store`]).
 
+use crate::config::environment::{EngineKind, EngineSettings};
 use crate::config::pipeline::{LoadMode, Pipeline};
 use crate::error::{Error, Result};
 use crate::ingest::normalise::output_schema;
@@ -21,7 +27,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::options::ParquetReadOptions;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,22 +49,36 @@ pub fn memory_limit() -> u64 {
 /// URL under which the warehouse store is known to DataFusion.
 pub const WAREHOUSE_URL: &str = "alliance://warehouse/";
 
-/// A session with the warehouse's settings and the statistical UDFs, and no tables.
-pub fn empty_session() -> SessionContext {
-    let mut config =
-        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("alliance", "public");
+/// The warehouse's session settings, for this process and for a cluster's scheduler and executors.
+pub fn warehouse_config(config: SessionConfig) -> SessionConfig {
+    let mut config = config.with_information_schema(true).with_default_catalog_and_schema("alliance", "public");
     // Staging tables keep one folder per month: read every file below the table's folder.
     config.options_mut().execution.listing_table_ignore_subdirectory = false;
     // Plain UTF-8 strings throughout: published marts are read by tools that may not know
     // Arrow's string views.
     config.options_mut().execution.parquet.schema_force_view_types = false;
     config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+    config
+}
+
+/// A runtime with the memory pool of [`memory_limit`] bytes, spilling to temporary files, and,
+/// when given, the warehouse store registered under [`WAREHOUSE_URL`].
+pub fn warehouse_runtime(warehouse: Option<&Store>) -> datafusion::error::Result<Arc<RuntimeEnv>> {
     let pool = FairSpillPool::new(usize::try_from(memory_limit()).unwrap_or(usize::MAX));
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
         .with_disk_manager_builder(DiskManagerBuilder::default())
-        .build_arc();
-    let ctx = match runtime {
+        .build_arc()?;
+    if let Some(store) = warehouse {
+        runtime.register_object_store(&url::Url::parse(WAREHOUSE_URL).expect("static URL"), store.object_store());
+    }
+    Ok(runtime)
+}
+
+/// A session with the warehouse's settings and the statistical UDFs, and no tables.
+pub fn empty_session() -> SessionContext {
+    let config = warehouse_config(SessionConfig::new());
+    let ctx = match warehouse_runtime(None) {
         Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
         Err(e) => {
             tracing::warn!(error = %e, "no memory-limited runtime; using DataFusion's unbounded default");
@@ -67,6 +87,38 @@ pub fn empty_session() -> SessionContext {
     };
     crate::stats::udf::register(&ctx);
     ctx
+}
+
+/// Marks a session whose tables must all be Parquet on the warehouse store: its queries run on
+/// other machines, which cannot read this process's memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TablesOnStore;
+
+/// True when `ctx` may hold only tables on the store ([`TablesOnStore`]).
+pub fn tables_on_store(ctx: &SessionContext) -> bool {
+    ctx.state().config().get_extension::<TablesOnStore>().is_some()
+}
+
+/// The session a build runs its models in, on the engine of `[engine]`.
+pub async fn build_session(
+    warehouse: &Store,
+    pipelines: &[Pipeline],
+    engine: &EngineSettings,
+) -> Result<SessionContext> {
+    match engine.kind {
+        EngineKind::Local => session(warehouse, pipelines).await,
+        #[cfg(feature = "ballista")]
+        EngineKind::Ballista => {
+            let url = engine.url.as_deref().unwrap_or_default();
+            crate::cluster::client::session(warehouse, pipelines, url).await
+        }
+        #[cfg(not(feature = "ballista"))]
+        EngineKind::Ballista => Err(Error::config(
+            "[engine]",
+            "kind = \"ballista\" needs an alliance binary built with the `ballista` feature \
+             (cargo build --features ballista)",
+        )),
+    }
 }
 
 /// A session over `warehouse` with every pipeline's staging table registered.
@@ -117,6 +169,22 @@ pub async fn register_parquet(
     ctx.register_parquet(name, format!("{WAREHOUSE_URL}{prefix}"), options)
         .await
         .map_err(Error::datafusion(format!("registering {name} from {prefix}")))
+}
+
+/// Registers a model's result (in memory, or on a distributed session from the object at `path`
+/// it was just written to).
+pub async fn register_result(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+    path: &str,
+) -> Result<()> {
+    if tables_on_store(ctx) {
+        register_parquet(ctx, name, path, Some(&schema)).await
+    } else {
+        register_memory(ctx, name, schema, batches)
+    }
 }
 
 /// Registers batches as an in-memory table.
