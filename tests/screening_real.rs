@@ -114,10 +114,8 @@ fn column_text(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
 async fn ohid_cervical_coverage_reaches_the_mart_as_published() {
     let ws = Workspace::local();
     generate::seed(&shared(), &repo().join("config/reference"), &ws.stores.landing).await.unwrap();
-    let wanted: Vec<_> = pipelines()
-        .into_iter()
-        .filter(|p| p.name.starts_with("ref_") || p.name.starts_with("screening_"))
-        .collect();
+    let wanted: Vec<_> =
+        pipelines().into_iter().filter(|p| p.name.starts_with("ref_") || p.name.starts_with("screening_")).collect();
     let reports = ws.ingest(&wanted).await;
 
     // Every row of the three files is accounted for: written, quarantined or dropped.
@@ -135,8 +133,7 @@ async fn ohid_cervical_coverage_reaches_the_mart_as_published() {
         let lines = published(name).len() as u64;
         assert_eq!(c.rows_in, lines, "{name}: every data line is read");
         assert_eq!(c.rows_in, c.rows_written + c.rows_quarantined + c.rows_dropped, "{name}: {c:?}");
-        let expected_pipeline =
-            if name == PRACTICES { "screening_cervical_practices" } else { "screening_fingertips" };
+        let expected_pipeline = if name == PRACTICES { "screening_cervical_practices" } else { "screening_fingertips" };
         assert_eq!(pipeline, expected_pipeline, "{name}");
         // OHID's rows are all kept (aggregates typed by area type); the practice file's
         // suppression markers become empty values, not rejected rows.

@@ -191,11 +191,7 @@ fn gaps(p: &Published, a: &mut Attack) {
             )),
             i if i.starts_with("screening_coverage_") => Some((
                 "mart_screening_coverage",
-                vec![
-                    ("source", "practice_export".into()),
-                    ("month", period.clone()),
-                    ("level", "imd_quintile".into()),
-                ],
+                vec![("source", "practice_export".into()), ("month", period.clone()), ("level", "imd_quintile".into())],
                 "area",
                 "eligible",
                 "screened",
