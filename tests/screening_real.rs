@@ -123,7 +123,7 @@ async fn ohid_cervical_coverage_reaches_the_mart_as_published() {
     for report in reports.iter().filter(|r| r.pipeline.starts_with("screening_")) {
         for f in &report.files {
             let name = f.path.rsplit('/').next().unwrap().to_string();
-            files.insert(name, (report.pipeline.clone(), f.outcome.clone(), f.counts.clone()));
+            files.insert(name, (report.pipeline.clone(), f.outcome.clone(), f.counts));
         }
     }
     let names: Vec<&str> = files.keys().map(String::as_str).collect();
