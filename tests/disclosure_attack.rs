@@ -36,7 +36,8 @@ const PROTECTED: [Protected; 7] = [
 
 const PROTECTION: f64 = 5.0;
 
-/// Generates, ingests and builds every mart that reads patient-level or screening data.
+/// Generates, ingests and builds every mart that reads patient-level or screening data (the seeded
+/// OHID screening files included).
 async fn build(ws: &Workspace, current: GenerateArgs, baseline: GenerateArgs) {
     generate::seed(&shared(), &repo().join("config/reference"), &ws.stores.landing).await.unwrap();
     generate::run(&current, &ws.stores.landing).await.unwrap();
@@ -44,7 +45,7 @@ async fn build(ws: &Workspace, current: GenerateArgs, baseline: GenerateArgs) {
     let wanted: Vec<_> = pipelines()
         .into_iter()
         .filter(|p| {
-            p.name.starts_with("ref_") || p.name.starts_with("trust_pathways") || p.name == "screening_coverage"
+            p.name.starts_with("ref_") || p.name.starts_with("trust_pathways") || p.name.starts_with("screening_")
         })
         .collect();
     ws.ingest(&wanted).await;

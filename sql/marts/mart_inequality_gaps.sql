@@ -5,7 +5,8 @@
 -- aggregates of src/stats/udaf.rs (PHE's default: no transform), tested against PHE's values;
 -- the denominator of each quintile is its population weight.
 -- Indicators: early diagnosis share per alliance and year, FDS performance per alliance and
--- quarter, screening coverage per programme and month (all practices).
+-- quarter, screening coverage per programme and month (all practices of the practice export; OHID's
+-- borough rows have no quintiles).
 -- The quintiles are read from the published, disclosure-controlled marts, never from the
 -- patient-level pathways: a figure here is a function of published cells only, so it cannot
 -- reveal a count those marts withhold. A gap is published only where all five quintiles are.
@@ -22,7 +23,7 @@ WITH quintiles AS (
     SELECT 'screening_coverage_' || lower(programme), 'All practices', CAST(month AS VARCHAR), CAST(area AS BIGINT),
            eligible, screened
     FROM mart_screening_coverage
-    WHERE level = 'imd_quintile' AND area IN ('1', '2', '3', '4', '5')
+    WHERE source = 'practice_export' AND level = 'imd_quintile' AND area IN ('1', '2', '3', '4', '5')
 ),
 summary AS (
     SELECT indicator, area, period, count(*) AS quintiles, count(numerator) AS published_quintiles,

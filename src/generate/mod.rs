@@ -285,6 +285,7 @@ pub async fn seed(from: &Path, bundled: &Path, landing: &Store) -> Result<usize>
         (from.join("cwt"), "cwt", "xlsx", ""),
         (from.join("reference"), "reference", "csv", ""),
         (from.join("stats"), "reference", "csv", "esp2013"),
+        (from.join("screening"), "screening/ohid", "csv", ""),
         (bundled.to_path_buf(), "reference", "csv", ""),
     ];
     for (dir, target, ext, prefix) in sources {

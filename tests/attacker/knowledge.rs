@@ -63,15 +63,17 @@ fn row_sum(p: &Published, a: &mut Attack, table: &str, total: &str, parts: &[&st
 }
 
 /// Practices add up to their borough and to their IMD quintile; levels count the same people.
+/// A group is one source (practice export or OHID), programme, age band and period.
 fn screening(p: &Published, a: &mut Attack) {
     let t = "mart_screening_coverage";
     if p.rows(t) == 0 {
         return;
     }
     let counts = ["eligible", "screened", "not_screened"];
-    breakdowns_of_one_population(p, a, t, &["programme", "month"], "level", &counts);
+    let group = ["source", "programme", "age_band", "period"];
+    breakdowns_of_one_population(p, a, t, &group, "level", &counts);
     row_sum(p, a, t, "eligible", &["screened", "not_screened"]);
-    for rows in p.groups(t, &["programme", "month"]).values() {
+    for rows in p.groups(t, &group).values() {
         let practices: Vec<usize> = rows.iter().copied().filter(|r| p.text(t, *r, "level") == "practice").collect();
         for &parent in rows {
             let (level, area) = (p.text(t, parent, "level"), p.text(t, parent, "area"));
@@ -189,7 +191,7 @@ fn gaps(p: &Published, a: &mut Attack) {
             )),
             i if i.starts_with("screening_coverage_") => Some((
                 "mart_screening_coverage",
-                vec![("month", period.clone()), ("level", "imd_quintile".into())],
+                vec![("source", "practice_export".into()), ("month", period.clone()), ("level", "imd_quintile".into())],
                 "area",
                 "eligible",
                 "screened",
