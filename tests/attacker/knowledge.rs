@@ -150,7 +150,7 @@ fn independent_sector(p: &Published, a: &mut Attack) {
     }
     let activity = p.groups("mart_activity_recovery", &["measure", "provider_code", "month"]);
     for ((month, trust), firsts) in by_trust_month {
-        if let Some(all) = activity.get(&vec!["first_treatments".to_string(), trust, month]) {
+        if let Some(all) = activity.get(&vec!["first_treatments".to_string(), trust.clone(), month.clone()]) {
             let all = a.cell(p, "mart_activity_recovery", all[0], "activity");
             let mut terms = vec![(all, 1.0)];
             terms.extend(firsts.iter().map(|r| (a.cell(p, t, *r, "modality_first_treatments"), -1.0)));
