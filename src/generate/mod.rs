@@ -149,10 +149,10 @@ pub async fn run(args: &GenerateArgs, landing: &Store) -> Result<GenerateSummary
     let mut index = 0u64;
     for month in 0..args.months {
         let start = add_months(first, month);
-        for t in 0..selected.len() {
+        for trust_cohorts in cohorts.iter_mut() {
             let rows = args.rows / files.max(1) + u64::from(index < args.rows % files.max(1));
             index += 1;
-            cohorts[t].push(Cohort { start, days: add_months(start, 1) - start, rows });
+            trust_cohorts.push(Cohort { start, days: add_months(start, 1) - start, rows });
         }
     }
     let mut summary = GenerateSummary::default();
