@@ -687,7 +687,7 @@ mod tests {
 
     #[test]
     fn merge_needs_a_key_and_the_period_first_in_its_order() {
-        let base = "[source]\nglob='x/*.csv'\nformat='csv'\n[[columns]]\nname='id'\ntype='string'\n[[columns]]\nname='m'\ntype='month'\nnullable=false\n[load]\nmode='merge'\nperiod='m'\n";
+        let base = "name='x'\ntable='x'\n[source]\nglob='x/*.csv'\nformat='csv'\n[[columns]]\nname='id'\ntype='string'\n[[columns]]\nname='m'\ntype='month'\nnullable=false\n[load]\nmode='merge'\nperiod='m'\n";
         let check = |extra: &str| toml::from_str::<Pipeline>(&format!("{base}{extra}")).unwrap().validate();
         assert!(check("unique_key=['id']\nunique_order=['m']\n").is_ok());
         for bad in ["", "unique_key=['id']\n", "unique_key=['id']\nunique_order=['_source_row']\n"] {
