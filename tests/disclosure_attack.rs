@@ -31,7 +31,7 @@ const PROTECTED: [Protected; 7] = [
         &[&["backlog_over_62_days", "waiting_63_to_103_days", "waiting_104_days_or_more"]],
     ),
     ("mart_activity_recovery", &["activity", "activity_2019"], &[]),
-    ("mart_independent_sector", &["treatments", "all_first_treatments"], &[]),
+    ("mart_independent_sector", &["treatments", "modality_first_treatments"], &[]),
 ];
 
 const PROTECTION: f64 = 5.0;

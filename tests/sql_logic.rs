@@ -182,3 +182,20 @@ async fn cwt_counting_rule_of_every_era_and_basis_through_the_models() {
         assert!(runner().run_script_async(&mutated).await.is_err(), "the rules fail without: {rule}");
     }
 }
+
+#[tokio::test]
+async fn snapshot_rules_through_the_staging_merge_and_the_backlog_mart() {
+    let file = common::repo().join("tests/slt/rules/snapshots.slt");
+    let text = with_model_sql(&std::fs::read_to_string(&file).unwrap());
+    if let Err(e) = runner().run_script_async(&text).await {
+        panic!("{}: {e}", file.display());
+    }
+    // The rules are what the test checks: a longer grace carries RAL's February into April, and
+    // counting every pathway by its latest values (no snapshot) keeps P2 open in February.
+    let long_grace = text.replace("SELECT INTERVAL '1 month' AS grace", "SELECT INTERVAL '2 months' AS grace");
+    assert_ne!(long_grace, text, "the grace is declared in the model SQL");
+    assert!(runner().run_script_async(&long_grace).await.is_err(), "a two-month grace fails the rules");
+    let no_absence = text.replace("p.extract_month = c.snapshot_month", "p.extract_month <= c.snapshot_month");
+    assert_ne!(no_absence, text, "the covering snapshot is in the model SQL");
+    assert!(runner().run_script_async(&no_absence).await.is_err(), "carrying absent pathways fails the rules");
+}

@@ -1,37 +1,15 @@
--- The four trusts' patient-level pathway extracts in one shape. Provider codes are mapped to the
--- current trust (the code as sent is kept); each row keeps the file and row it came from.
-WITH all_trusts AS (
-    SELECT * FROM trust_pathways_r1h
-    UNION ALL SELECT * FROM trust_pathways_ral
-    UNION ALL SELECT * FROM trust_pathways_rqx
-    UNION ALL SELECT * FROM trust_pathways_rrv
+-- One row per pathway, as its latest snapshot reports it: the merge of the trusts' monthly PTL
+-- snapshots (load mode `merge`, keyed on the pipeline's unique_key, pathway_id within the trust
+-- that sent it, ordered by its unique_order, the extract month). A pathway reported by several
+-- snapshots is one pathway and the latest snapshot's values win; ties (two files of one month,
+-- which ingest already keeps apart) go to the later file, then the later row.
+SELECT * EXCLUDE (snapshot_rank)
+FROM (
+    SELECT s.*,
+           row_number() OVER (
+               PARTITION BY s.extract_provider, s.pathway_id
+               ORDER BY s.extract_month DESC, s._source_file DESC, s._source_row DESC
+           ) AS snapshot_rank
+    FROM stg_trust_pathway_snapshots s
 )
-SELECT
-    t.pathway_id,
-    t.patient_pseudonym,
-    t.provider_code AS provider_code_original,
-    coalesce(s.new_code, t.provider_code) AS provider_code,
-    t.commissioner_code AS commissioner_code_original,
-    coalesce(c.new_code, t.commissioner_code) AS commissioner_code,
-    t.referral_date,
-    t.referral_route,
-    t.suspected_cancer,
-    t.first_seen_date,
-    t.fds_date,
-    t.fds_outcome,
-    t.decision_to_treat_date,
-    t.first_treatment_date,
-    t.treatment_modality,
-    t.treating_provider_code,
-    t.stage,
-    t.age,
-    t.sex,
-    t.ethnic_category,
-    t.lsoa_code,
-    t.extract_month,
-    t.extract_provider,
-    t._source_file,
-    t._source_row
-FROM all_trusts t
-LEFT JOIN ref_org_successors s ON s.old_code = t.provider_code AND s.kind = 'trust_merger'
-LEFT JOIN ref_org_successors c ON c.old_code = t.commissioner_code AND c.kind = 'ccg_merger'
+WHERE snapshot_rank = 1

@@ -383,7 +383,8 @@ pub struct LoadSpec {
     pub revision_guard: RevisionGuardSpec,
     /// Columns that identify a row (e.g. `["pathway_id"]`): rows of one file, or of the files of
     /// one month, sharing them are duplicates, and all but the latest by `unique_order` are
-    /// quarantined at ingest. Empty (the default): not checked.
+    /// quarantined at ingest. Empty (the default): not checked. For `merge`, also the merge key:
+    /// the same key in the snapshots of different periods is one entity, reported again.
     #[serde(default)]
     pub unique_key: Vec<String>,
     /// Columns (contract, derived or `_source_row`) ordering duplicates, the greatest being the
@@ -404,6 +405,22 @@ pub enum LoadMode {
     Append,
     /// The newest matching file is the whole table (reference data).
     FullReplace,
+    /// Each file is a snapshot as at its period (a trust's monthly PTL), stored like
+    /// `replace_by_period`: a revised snapshot replaces its period (within its scope), and the
+    /// staging table keeps every period's snapshot. A key (`unique_key`) repeated in one snapshot
+    /// is a duplicate and quarantined; the same key in several snapshots is one entity reported
+    /// again, whose latest snapshot (by `unique_order`, which starts with `period`) holds its
+    /// current values — dbt's `unique_key` incremental, SQLMesh's `INCREMENTAL_BY_UNIQUE_KEY`.
+    /// Models take the latest row per key for current values and each period's rows for what
+    /// was true as at that period (`sql/staging/stg_trust_pathways.sql`, `mart_backlog`).
+    Merge,
+}
+
+impl LoadMode {
+    /// Whether a file replaces the periods it contains (`replace_by_period` and `merge`).
+    pub fn by_period(self) -> bool {
+        matches!(self, LoadMode::ReplaceByPeriod | LoadMode::Merge)
+    }
 }
 
 /// Scheduling.
@@ -630,6 +647,7 @@ impl Pipeline {
         let l = &self.load;
         match (&l.period, l.mode) {
             (None, LoadMode::ReplaceByPeriod) => return Err(self.err("load.mode replace_by_period needs load.period")),
+            (None, LoadMode::Merge) => return Err(self.err("load.mode merge needs load.period")),
             (Some(p), _) => match self.column_type(p) {
                 Some(ColumnType::Date | ColumnType::Month) => {}
                 Some(_) => return Err(self.err(format!("load.period '{p}' must be a date or month column"))),
@@ -637,7 +655,15 @@ impl Pipeline {
             },
             _ => {}
         }
-        if l.mode == LoadMode::ReplaceByPeriod {
+        if l.mode == LoadMode::Merge {
+            let period = l.period.as_deref().unwrap_or_default();
+            if l.unique_key.is_empty() || l.unique_order.first().map(String::as_str) != Some(period) {
+                return Err(self.err(format!(
+                    "load.mode merge needs load.unique_key (the merge key) and load.unique_order starting with the period '{period}'"
+                )));
+            }
+        }
+        if l.mode.by_period() {
             if let Some(p) = &l.period {
                 let nullable = self.columns.iter().find(|c| &c.name == p).map(|c| c.nullable);
                 if nullable == Some(true) {
@@ -650,8 +676,8 @@ impl Pipeline {
                 return Err(self.err(format!("load.scope '{s}' must be a derived column (constant within a file)")));
             }
         }
-        if !l.scope.is_empty() && l.mode != LoadMode::ReplaceByPeriod {
-            return Err(self.err("load.scope applies to replace_by_period only"));
+        if !l.scope.is_empty() && !l.mode.by_period() {
+            return Err(self.err("load.scope applies to replace_by_period and merge only"));
         }
         let guard = &l.revision_guard;
         if !(0.0..=1.0).contains(&guard.max_row_loss) {
@@ -755,6 +781,17 @@ mod tests {
         let orphan = with("name='stage'\ntype='code'\nvocabulary='stage'").unwrap_err();
         assert!(orphan.contains("vocabularies"), "{orphan}");
         assert!(toml::from_str::<Pipeline>("[source]\nglob='x'\nformat='csv'\n[load]\nmode='append'\n[[columns]]\nname='a'\ntype='string'\non_invalid='skip'\n").is_err());
+    }
+
+    #[test]
+    fn merge_needs_a_key_and_the_period_first_in_its_order() {
+        let base = "name='x'\ntable='x'\n[source]\nglob='x/*.csv'\nformat='csv'\n[[columns]]\nname='id'\ntype='string'\n[[columns]]\nname='m'\ntype='month'\nnullable=false\n[load]\nmode='merge'\nperiod='m'\n";
+        let check = |extra: &str| toml::from_str::<Pipeline>(&format!("{base}{extra}")).unwrap().validate();
+        assert!(check("unique_key=['id']\nunique_order=['m']\n").is_ok());
+        for bad in ["", "unique_key=['id']\n", "unique_key=['id']\nunique_order=['_source_row']\n"] {
+            let err = check(bad).unwrap_err().to_string();
+            assert!(err.contains("load.mode merge needs load.unique_key"), "{bad}: {err}");
+        }
     }
 
     #[test]

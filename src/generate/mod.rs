@@ -2,7 +2,8 @@
 //! real published files.
 //!
 //! `alliance generate` writes, deterministically for a seed: one patient-level pathway extract per
-//! trust per month in each trust's own shape ([`trusts`]), a monthly screening coverage export per
+//! trust per month in each trust's own shape ([`trusts`]) — a snapshot of the trust's PTL as at
+//! the month's last day (see [`TrustMonth`]) — a monthly screening coverage export per
 //! month ([`screening`]) and the synthetic GP practice list they refer to. Sizes scale from a
 //! few rows to tens of millions (text and Parquet extracts stream; memory stays flat). Deliberate
 //! faults are injected at `--fault-rate`, each spoiling exactly one row, and counted in the
@@ -29,7 +30,9 @@ use trusts::Faults;
 /// Options of `alliance generate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GenerateArgs {
-    /// Pathway rows in all, split evenly over trusts and months.
+    /// Pathways (referrals) in all, split evenly over trusts and referral months. Each monthly
+    /// extract is a PTL snapshot reporting every pathway open during its month, so a pathway
+    /// still open at a month end is reported again the next month and the files hold more rows.
     #[arg(long, default_value_t = 60_000)]
     pub rows: u64,
     /// First referral month (YYYY-MM).
@@ -150,25 +153,29 @@ pub async fn run(args: &GenerateArgs, landing: &Store) -> Result<GenerateSummary
                 .ok_or_else(|| bad_args(format!("unknown trust '{t}' (known: {})", trusts::TRUSTS.join(", "))))
         })
         .collect::<Result<_>>()?;
-    let after_last = add_months(first, args.months);
-    let as_of = after_last + 10;
     let files = selected.len() as u64 * args.months as u64;
-    let mut summary = GenerateSummary::default();
+    // Referrals of each trust and month: `--rows` split evenly, the remainder to the first.
+    let mut cohorts: Vec<Vec<Cohort>> = vec![Vec::new(); selected.len()];
     let mut index = 0u64;
     for month in 0..args.months {
-        let month_start = add_months(first, month);
-        let month_days = add_months(month_start, 1) - month_start;
-        for &trust in &selected {
+        let start = add_months(first, month);
+        for trust_cohorts in cohorts.iter_mut() {
             let rows = args.rows / files.max(1) + u64::from(index < args.rows % files.max(1));
             index += 1;
-            let peers: Vec<&'static str> = selected.iter().copied().filter(|t| *t != trust).collect();
+            trust_cohorts.push(Cohort { start, days: add_months(start, 1) - start, rows });
+        }
+    }
+    let mut summary = GenerateSummary::default();
+    for month in 0..args.months {
+        let month_start = add_months(first, month);
+        for (t, &trust) in selected.iter().enumerate() {
+            let peers: Vec<&'static str> = selected.iter().copied().filter(|x| *x != trust).collect();
             let job = TrustMonth {
                 trust,
                 peers,
                 month_start,
-                month_days,
-                as_of,
-                rows,
+                as_of: add_months(month_start, 1) - 1,
+                cohorts: cohorts[t][..=month as usize].to_vec(),
                 seed: args.seed,
                 fault_rate: args.fault_rate,
             };
@@ -203,14 +210,27 @@ pub async fn run(args: &GenerateArgs, landing: &Store) -> Result<GenerateSummary
     Ok(summary)
 }
 
-/// One trust's extract for one month.
+/// The pathways a trust received in one referral month.
+#[derive(Debug, Clone, Copy)]
+struct Cohort {
+    start: i32,
+    days: i32,
+    rows: u64,
+}
+
+/// One trust's extract for one month: a PTL snapshot as at the month's last day. It reports every
+/// pathway of the trust referred by then that was still open on the month's first day or
+/// afterwards (so pathways closed during the month are reported once more, with their closure),
+/// with what was known at the month end. A pathway is drawn once, from its referral month's own
+/// random stream, so every snapshot that reports it reports the same pathway.
 struct TrustMonth {
     trust: &'static str,
     peers: Vec<&'static str>,
     month_start: i32,
-    month_days: i32,
+    /// The as-at date: the month's last day.
     as_of: i32,
-    rows: u64,
+    /// Referral months up to and including this one.
+    cohorts: Vec<Cohort>,
     seed: u64,
     fault_rate: f64,
 }
@@ -224,25 +244,37 @@ impl TrustMonth {
         let generate = move |out: Option<sink::ChunkWriter>| -> Result<(u64, Faults, u64, Option<Vec<u8>>)> {
             let lsoas = lsoas_cached();
             let boroughs = trusts::catchment(self.trust);
-            let drawer = PathwayDrawer {
-                trust: self.trust,
-                peers: &self.peers,
-                lsoas,
-                catchment: (0..lsoas.len()).filter(|i| boroughs.contains(&lsoas[*i].borough.as_str())).collect(),
-                month_start: self.month_start,
-                month_days: self.month_days,
-                as_of: self.as_of,
-            };
+            let catchment: Vec<usize> =
+                (0..lsoas.len()).filter(|i| boroughs.contains(&lsoas[*i].borough.as_str())).collect();
+            let (trust, peers, seed) = (self.trust, &self.peers, self.seed);
+            let (month_start, as_of) = (self.month_start, self.as_of);
+            let pathways = self
+                .cohorts
+                .iter()
+                .flat_map(move |c| {
+                    let drawer = PathwayDrawer {
+                        trust,
+                        peers,
+                        lsoas,
+                        catchment: catchment.clone(),
+                        month_start: c.start,
+                        month_days: c.days,
+                        as_of: i32::MAX,
+                    };
+                    let mut rng = Rng::new(seed, &format!("pathways/{trust}/{}", c.start));
+                    (0..c.rows).map(move |seq| drawer.draw(&mut rng, seq))
+                })
+                .filter(move |p| p.closed_on().is_none_or(|d| d >= month_start))
+                .map(move |p| p.as_at(as_of));
             // Faults draw from their own stream, so asking for faults leaves the data unchanged.
-            let mut rng = Rng::new(self.seed, &landing_path);
             let mut fault_rng = Rng::new(self.seed ^ 0xFA17, &landing_path);
             let mut faults = Faults { rate: self.fault_rate, ..Faults::default() };
-            let pathways = (0..self.rows).map(move |seq| drawer.draw(&mut rng, seq));
             match (self.trust, out) {
                 ("R1H", _) => {
-                    let bytes =
-                        trusts::write_barts_xlsx(self.month_start, pathways.collect(), &mut fault_rng, &mut faults)?;
-                    Ok((self.rows, faults, bytes.len() as u64, Some(bytes)))
+                    let pathways: Vec<_> = pathways.collect();
+                    let rows = pathways.len() as u64;
+                    let bytes = trusts::write_barts_xlsx(self.month_start, pathways, &mut fault_rng, &mut faults)?;
+                    Ok((rows, faults, bytes.len() as u64, Some(bytes)))
                 }
                 ("RRV", Some(out)) => {
                     let (rows, bytes) = trusts::write_uclh_parquet(pathways, &mut fault_rng, &mut faults, out)?;

@@ -165,6 +165,30 @@ impl Pathway {
     pub fn stage_label(&self) -> Option<&'static str> {
         self.stage.map(|s| ["X", "1", "2", "3", "4"][s as usize])
     }
+
+    /// The day the pathway left the PTL: first treatment, or cancer ruled out; `None` while open.
+    pub fn closed_on(&self) -> Option<i32> {
+        self.treatment.or(if self.confirmed == Some(false) { self.fds } else { None })
+    }
+
+    /// The pathway as a PTL extracted at the end of `day` reports it: later events are not yet
+    /// known.
+    pub fn as_at(mut self, day: i32) -> Self {
+        if self.treatment.is_some_and(|d| d > day) {
+            (self.treatment, self.modality, self.treating_provider) = (None, None, None);
+        }
+        if self.dtt.is_some_and(|d| d > day) {
+            (self.dtt, self.treatment, self.modality, self.treating_provider) = (None, None, None, None);
+        }
+        if self.fds.is_some_and(|d| d > day) {
+            (self.fds, self.confirmed, self.stage) = (None, None, None);
+            (self.dtt, self.treatment, self.modality, self.treating_provider) = (None, None, None, None);
+        }
+        if self.first_seen.is_some_and(|d| d > day) {
+            self.first_seen = None;
+        }
+        self
+    }
 }
 
 /// Draws pathways for one trust and referral month.

@@ -513,8 +513,8 @@ impl Ingestor {
         let slot = match p.load.mode {
             LoadMode::Append => slug(&path),
             LoadMode::FullReplace => "data".to_string(),
-            LoadMode::ReplaceByPeriod if p.load.scope.is_empty() => "data".to_string(),
-            LoadMode::ReplaceByPeriod => normaliser.scope_slot(&p.load.scope)?,
+            LoadMode::ReplaceByPeriod | LoadMode::Merge if p.load.scope.is_empty() => "data".to_string(),
+            LoadMode::ReplaceByPeriod | LoadMode::Merge => normaliser.scope_slot(&p.load.scope)?,
         };
         let period = match p.load.mode {
             LoadMode::FullReplace => None,

@@ -8,7 +8,7 @@
 use super::manifest::{FileRecord, FileStatus, Manifest, RowCounts};
 use super::revision_guard::{object_values, verdict, Replaced};
 use super::{slug, FileOutcome, FileReport, Ingestor, Loaded, Settled};
-use crate::config::pipeline::{LoadMode, Pipeline};
+use crate::config::pipeline::Pipeline;
 use crate::error::Result;
 use chrono::Utc;
 use object_store::ObjectMeta;
@@ -21,9 +21,9 @@ pub fn pending_root(p: &Pipeline) -> String {
 
 impl Ingestor {
     /// The pending folder of a file when its pipeline stages loads (a revision guard on a
-    /// `replace_by_period` pipeline, or a unique key); `None` when it writes in place.
+    /// `replace_by_period` or `merge` pipeline, or a unique key); `None` when it writes in place.
     pub(crate) fn pending_prefix(&self, p: &Pipeline, path: &str) -> Option<String> {
-        let guarded = p.load.mode == LoadMode::ReplaceByPeriod && p.load.revision_guard.enabled;
+        let guarded = p.load.mode.by_period() && p.load.revision_guard.enabled;
         (guarded || !p.load.unique_key.is_empty()).then(|| format!("{}/{}", pending_root(p), slug(path)))
     }
 
@@ -48,7 +48,7 @@ impl Ingestor {
         let staged_prefix = format!("{pending}/staging/");
         let final_path = |staged: &str| format!("staging/{}/{}", p.table, &staged[staged_prefix.len()..]);
         let mut reason = None;
-        if p.load.mode == LoadMode::ReplaceByPeriod && p.load.revision_guard.enabled {
+        if p.load.mode.by_period() && p.load.revision_guard.enabled {
             let spec = &p.load.revision_guard;
             let mut replaced = Vec::new();
             for o in &loaded.outputs {

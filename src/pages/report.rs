@@ -1,6 +1,7 @@
 //! `alliance report`: the working group's static HTML report, drawn from the published marts
 //! only (so disclosure control is already applied): performance against the standard in force by
-//! trust over time, inequality gaps by IMD quintile and ethnicity with 95% intervals, and
+//! trust over time, the cancer backlog by trust over the latest year's month ends (from the
+//! trusts' PTL snapshots), inequality gaps by IMD quintile and ethnicity with 95% intervals, and
 //! screening coverage against the Acceptable and Achievable thresholds.
 
 use super::svg::{bar_chart, escape, line_chart, Bar, Reference, Series};
@@ -16,6 +17,7 @@ pub async fn report(session: &SessionContext) -> Result<String> {
     body.push_str("<h1>Cancer Inequalities Working Group report</h1>");
     body.push_str("<p class=\"lede\">North East London and North Central London Cancer Alliances. Figures come from the published marts: counts of 1–4 and anything derived from them are suppressed and shown as gaps.</p>");
     performance(session, &mut body).await?;
+    backlog(session, &mut body).await?;
     inequality(session, &mut body).await?;
     screening(session, &mut body).await?;
     Ok(page("Cancer Inequalities Working Group report", &body))
@@ -59,6 +61,31 @@ async fn performance(session: &SessionContext, body: &mut String) -> Result<()> 
             &references,
             true,
         ));
+    }
+    Ok(())
+}
+
+/// Open pathways and those waiting more than 62 days at each month end of the latest year, by
+/// trust (`mart_backlog`: each month end from that month's PTL snapshot); withheld counts are gaps.
+async fn backlog(session: &SessionContext, body: &mut String) -> Result<()> {
+    body.push_str("<h2>Cancer backlog at each month end, by trust</h2>");
+    let sql = "SELECT provider_code, CAST(month_end AS VARCHAR) AS month_label, open_pathways, backlog_over_62_days
+               FROM mart_backlog
+               WHERE extract(year FROM month_end) = (SELECT max(extract(year FROM month_end)) FROM mart_backlog)
+               ORDER BY provider_code, month_label";
+    let data = rows(session, sql).await?;
+    let mut months: Vec<String> = data.iter().map(|r| text_cell(&r[1])).collect();
+    months.sort();
+    months.dedup();
+    for (column, title) in [(3, "Pathways waiting more than 62 days"), (2, "Open pathways")] {
+        let mut series: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+        for r in &data {
+            let values = series.entry(text_cell(&r[0])).or_insert_with(|| vec![None; months.len()]);
+            let i = months.iter().position(|m| *m == text_cell(&r[1])).unwrap_or(0);
+            values[i] = value(&r[column]);
+        }
+        let series: Vec<Series> = series.into_iter().map(|(name, values)| Series { name, values }).collect();
+        body.push_str(&line_chart(title, &months, &series, &[], false));
     }
     Ok(())
 }

@@ -120,28 +120,31 @@ fn activity(p: &Published, a: &mut Attack) {
     }
 }
 
-/// Independent-sector treatments are part of all first treatments of the trust, month and
+/// Independent-sector treatments are part of the first treatments of the trust, month and
 /// modality (repeated on each row); those, over modalities, are part of the trust's first
-/// treatments in `mart_activity_recovery`; a published share ties treatments to the total.
+/// treatments in `mart_activity_recovery`, which the mart repeats as its all-modality count; a
+/// published share ties treatments to the modality's or the all-modality total.
 fn independent_sector(p: &Published, a: &mut Attack) {
     let t = "mart_independent_sector";
     if p.rows(t) == 0 {
         return;
     }
-    a.cells(p, t, &["treatments", "all_first_treatments"]);
+    a.cells(p, t, &["treatments", "modality_first_treatments"]);
     let groups = p.groups(t, &["month", "referring_trust", "modality"]);
     let mut by_trust_month: std::collections::BTreeMap<(String, String), Vec<usize>> = Default::default();
     for (key, rows) in &groups {
         for pair in rows.windows(2) {
-            a.equal_sums(p, t, "all_first_treatments", &[pair[0]], &[pair[1]]);
+            a.equal_sums(p, t, "modality_first_treatments", &[pair[0]], &[pair[1]]);
         }
-        let mut terms = vec![(a.cell(p, t, rows[0], "all_first_treatments"), 1.0)];
+        let mut terms = vec![(a.cell(p, t, rows[0], "modality_first_treatments"), 1.0)];
         terms.extend(rows.iter().map(|r| (a.cell(p, t, *r, "treatments"), -1.0)));
         a.constrain(terms, Ge, 0.0);
         for r in rows {
-            if let Some(share) = p.num(t, *r, "share_of_first_treatments") {
-                let terms =
-                    vec![(a.cell(p, t, *r, "treatments"), 1.0), (a.cell(p, t, *r, "all_first_treatments"), -share)];
+            if let Some(share) = p.num(t, *r, "share_of_modality_first_treatments") {
+                let terms = vec![
+                    (a.cell(p, t, *r, "treatments"), 1.0),
+                    (a.cell(p, t, *r, "modality_first_treatments"), -share),
+                ];
                 a.constrain(terms, Eq, 0.0);
             }
         }
@@ -149,10 +152,20 @@ fn independent_sector(p: &Published, a: &mut Attack) {
     }
     let activity = p.groups("mart_activity_recovery", &["measure", "provider_code", "month"]);
     for ((month, trust), firsts) in by_trust_month {
-        if let Some(all) = activity.get(&vec!["first_treatments".to_string(), trust, month]) {
-            let mut terms = vec![(a.cell(p, "mart_activity_recovery", all[0], "activity"), 1.0)];
-            terms.extend(firsts.iter().map(|r| (a.cell(p, t, *r, "all_first_treatments"), -1.0)));
+        if let Some(all) = activity.get(&vec!["first_treatments".to_string(), trust.clone(), month.clone()]) {
+            let all = a.cell(p, "mart_activity_recovery", all[0], "activity");
+            let mut terms = vec![(all, 1.0)];
+            terms.extend(firsts.iter().map(|r| (a.cell(p, t, *r, "modality_first_treatments"), -1.0)));
             a.constrain(terms, Ge, 0.0);
+            // The all-modality count and its share on every row of the trust and month.
+            for (_, rows) in groups.iter().filter(|(k, _)| k[0] == month && k[1] == trust) {
+                for r in rows {
+                    if let Some(share) = p.num(t, *r, "share_of_all_first_treatments") {
+                        let treatments = a.cell(p, t, *r, "treatments");
+                        a.constrain(vec![(treatments, 1.0), (all, -share)], Eq, 0.0);
+                    }
+                }
+            }
         }
     }
 }
