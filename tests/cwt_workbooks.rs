@@ -1,0 +1,171 @@
+//! NHS England's monthly CWT workbooks (`../shared/data/cwt-workbooks`), loaded by the
+//! `cwt_provider_workbook`, `cwt_commissioner_workbook` and `cwt_referrals_seen` pipelines.
+//!
+//! The oracle is what the workbooks print themselves, read here directly with calamine (not
+//! through the pipeline code): the England totals row (`ALL ENGLISH PROVIDERS` /
+//! `ALL ENGLISH COMMISSIONERS`) of the roll-up sheets and parts the pipelines do not read (all
+//! routes, all stages, all cancers). The staged rows summed by the extract's rule (FDS every
+//! row, 31/62-day the `ALL MODALITIES` rows, or the modality rows) must give those totals, for
+//! every workbook, month and standard. The July 2021 and July 2022 commissioner workbooks print
+//! no England row; their figures are checked against cells printed for NEL and NCL and against
+//! the sum of every data row of the sheet.
+
+mod common;
+
+use alliance_warehouse::ingest::{FileOutcome, PipelineReport};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Date32Type;
+use calamine::{open_workbook, Data, Reader, Xlsx};
+use common::{only, shared, sum_f64, text, Workspace};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const MONTHS: [(&str, &str); 5] = [
+    ("NOVEMBER-2023", "2023-11"),
+    ("DECEMBER-2023", "2023-12"),
+    ("JANUARY-2024", "2024-01"),
+    ("FEBRUARY-2024", "2024-02"),
+    ("MARCH-2024", "2024-03"),
+];
+
+fn workbooks() -> PathBuf {
+    shared().join("cwt-workbooks")
+}
+
+fn month(b: &RecordBatch, row: usize) -> String {
+    let days = b.column_by_name("period").unwrap().as_primitive::<Date32Type>().value(row);
+    alliance_warehouse::ingest::dates::month_key(days)
+}
+
+/// An England totals row as printed: (sheet, column D, column E) → (total, within, after).
+type Printed = BTreeMap<(String, String, String), (f64, f64, f64)>;
+
+fn number(cell: Option<&Data>) -> f64 {
+    match cell {
+        Some(Data::Float(f)) => *f,
+        Some(Data::Int(i)) => *i as f64,
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
+fn cell_text(cell: Option<&Data>) -> String {
+    match cell {
+        Some(Data::String(s)) => s.trim().to_string(),
+        Some(Data::Empty) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Every England totals row of a workbook: the TOTAL column of the header above it and the two
+/// columns after it (within, after the standard).
+fn printed_england(file: &str) -> Printed {
+    let mut book: Xlsx<_> = open_workbook(workbooks().join(file)).expect("workbook opens");
+    let mut out = Printed::new();
+    for sheet in book.sheet_names() {
+        let range = book.worksheet_range(&sheet).unwrap();
+        let mut total_col = None;
+        for row in range.rows() {
+            if let Some(j) = row.iter().position(|c| cell_text(Some(c)) == "TOTAL") {
+                total_col = Some(j);
+            }
+            let name = cell_text(row.get(2));
+            if name == "ALL ENGLISH PROVIDERS" || name == "ALL ENGLISH COMMISSIONERS" {
+                let j = total_col.expect("a header above the England row");
+                // The labels between the name and TOTAL: route or stage, then cancer type if any.
+                let e = if j > 4 { cell_text(row.get(4)) } else { String::new() };
+                let key = (sheet.clone(), cell_text(row.get(3)), e);
+                out.insert(key, (number(row.get(j)), number(row.get(j + 1)), number(row.get(j + 2))));
+            }
+        }
+    }
+    out
+}
+
+fn england(printed: &Printed, sheet: &str, d: &str, e: &str) -> (f64, f64, f64) {
+    *printed
+        .get(&(sheet.to_string(), d.to_string(), e.to_string()))
+        .unwrap_or_else(|| panic!("no England row {sheet} / {d} / {e}"))
+}
+
+/// (total, within, breaches) of the staged rows kept by `keep`.
+fn sums(batches: &[RecordBatch], keep: impl Fn(&RecordBatch, usize) -> bool) -> (f64, f64, f64) {
+    (sum_f64(batches, "total", &keep), sum_f64(batches, "within_standard", &keep), sum_f64(batches, "breaches", &keep))
+}
+
+fn is(b: &RecordBatch, column: &str, i: usize, value: &str) -> bool {
+    text(b, column, i).as_deref() == Some(value)
+}
+
+/// Every file loaded, and rows in = written + quarantined + dropped with nothing quarantined.
+fn assert_clean(reports: &[PipelineReport], files: usize) {
+    let files_seen: Vec<_> = reports.iter().flat_map(|r| &r.files).collect();
+    assert_eq!(files_seen.len(), files);
+    for f in files_seen {
+        assert_eq!(f.outcome, FileOutcome::Loaded, "{}", f.path);
+        let c = &f.counts;
+        assert_eq!(c.rows_in, c.rows_written + c.rows_quarantined + c.rows_dropped, "{}", f.path);
+        assert_eq!(c.rows_quarantined, 0, "{}: unexpected quarantine", f.path);
+        assert!(c.rows_written > 0 && c.rows_dropped > 0, "{}: {c:?}", f.path);
+    }
+}
+
+async fn land_all(ws: &Workspace, filter: &str) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(workbooks()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.contains(filter) {
+            ws.land_file(&path, &format!("cwt-workbooks/{name}")).await;
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn provider_workbooks_reproduce_the_england_totals_they_print() {
+    let ws = Workspace::local();
+    let n = land_all(&ws, "PROVIDER-WORKBOOK").await;
+    assert_eq!(n, 5);
+    let reports = ws.ingest(&only(&["cwt_provider_workbook"])).await;
+    assert_clean(&reports, 5);
+    let batches = ws.table("cwt_provider_workbook").await;
+    for (stem, period) in MONTHS {
+        let printed = printed_england(&format!("{stem}-CWT-CRS-PROVIDER-WORKBOOK-FINAL.xlsx"));
+        let of = |standard: &'static str| {
+            move |b: &RecordBatch, i: usize| month(b, i) == period && is(b, "standard", i, standard)
+        };
+        // FDS: every staged row (route × suspected cancer) adds up to the ALL ROUTES sheet.
+        let fds = sums(&batches, of("28-day FDS"));
+        assert_eq!(fds, england(&printed, "28-DAY FDS (ALL ROUTES)", "ALL ROUTES", ""), "{period} FDS");
+        // 31-day: the ALL MODALITIES rows, and separately the modality rows, add up to all stages
+        // and to each stage of the ALL CANCER sheet.
+        let all_mod = |b: &RecordBatch, i: usize| is(b, "treatment_modality", i, "ALL MODALITIES");
+        let by_mod = |b: &RecordBatch, i: usize| !all_mod(b, i);
+        let printed31 = england(&printed, "31-DAY (ALL CANCER)", "ALL STAGES", "ALL CANCERS");
+        assert_eq!(sums(&batches, |b, i| of("31-day Combined")(b, i) && all_mod(b, i)), printed31, "{period} 31");
+        assert_eq!(sums(&batches, |b, i| of("31-day Combined")(b, i) && by_mod(b, i)), printed31, "{period} 31");
+        for stage in ["First Treatment", "Subsequent Treatment"] {
+            let staged =
+                sums(&batches, |b, i| of("31-day Combined")(b, i) && all_mod(b, i) && is(b, "route", i, stage));
+            assert_eq!(staged, england(&printed, "31-DAY (ALL CANCER)", stage, "ALL CANCERS"), "{period} {stage}");
+        }
+        // 62-day: likewise against all routes and each route.
+        let printed62 = england(&printed, "62-DAY (ALL CANCER)", "ALL ROUTES", "ALL CANCERS");
+        assert_eq!(sums(&batches, |b, i| of("62-day Combined")(b, i) && all_mod(b, i)), printed62, "{period} 62");
+        assert_eq!(sums(&batches, |b, i| of("62-day Combined")(b, i) && by_mod(b, i)), printed62, "{period} 62");
+        for route in ["Urgent Suspected Cancer", "Breast Symptomatic", "Screening", "Consultant Upgrade"] {
+            let staged =
+                sums(&batches, |b, i| of("62-day Combined")(b, i) && all_mod(b, i) && is(b, "route", i, route));
+            assert_eq!(staged, england(&printed, "62-DAY (ALL CANCER)", route, "ALL CANCERS"), "{period} {route}");
+        }
+    }
+    // The extract's shape: FDS rows carry no modality, every row says where it came from.
+    let b = &batches[0];
+    assert!((0..b.num_rows()).all(|i| is(b, "source_shape", i, "workbook") && is(b, "revision", i, "FINAL")));
+    let barts_nov_fds = sums(&batches, |b, i| {
+        month(b, i) == "2023-11" && is(b, "standard", i, "28-day FDS") && is(b, "org_code", i, "R1H")
+    });
+    // Printed in the ALL ROUTES sheet for R1H (Barts Health), November 2023.
+    assert_eq!(barts_nov_fds, (3262.0, 2457.0, 805.0));
+}
