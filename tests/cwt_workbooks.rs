@@ -169,3 +169,120 @@ async fn provider_workbooks_reproduce_the_england_totals_they_print() {
     // Printed in the ALL ROUTES sheet for R1H (Barts Health), November 2023.
     assert_eq!(barts_nov_fds, (3262.0, 2457.0, 805.0));
 }
+
+#[tokio::test]
+async fn commissioner_workbooks_of_every_era_load_and_match_the_printed_totals() {
+    let ws = Workspace::local();
+    let n = land_all(&ws, "COMMISSIONER-WORKBOOK").await + land_all(&ws, "commissioner_wait_times").await;
+    assert_eq!(n, 7);
+    let reports = ws.ingest(&only(&["cwt_commissioner_workbook"])).await;
+    let files: Vec<_> = reports.iter().flat_map(|r| &r.files).collect();
+    assert_eq!(files.len(), 7);
+    for f in &files {
+        assert_eq!(f.outcome, FileOutcome::Loaded, "{}", f.path);
+        let c = &f.counts;
+        assert_eq!(c.rows_in, c.rows_written + c.rows_quarantined + c.rows_dropped, "{}", f.path);
+        assert_eq!(c.rows_quarantined, 0, "{}: unexpected quarantine", f.path);
+        // The old era prints no England row: nothing is dropped.
+        assert_eq!(c.rows_dropped == 0, f.path.contains("wait_times"), "{}: {c:?}", f.path);
+    }
+    let batches = ws.table("cwt_commissioner_workbook").await;
+    for (stem, period) in MONTHS {
+        let printed = printed_england(&format!("{stem}-CWT-CRS-COMMISSIONER-WORKBOOK-FINAL.xlsx"));
+        let of = |standard: &'static str| {
+            move |b: &RecordBatch, i: usize| month(b, i) == period && is(b, "standard", i, standard)
+        };
+        let sub = |b: &RecordBatch, i: usize, s: &str| is(b, "sub_category", i, s);
+        assert_eq!(
+            sums(&batches, of("28-day FDS")),
+            england(&printed, "28-DAY FDS (ALL ROUTES)", "ALL ROUTES", ""),
+            "{period} FDS"
+        );
+        let first = sums(&batches, |b, i| of("31-day Combined")(b, i) && sub(b, i, "31-day (First)"));
+        assert_eq!(first, england(&printed, "31-DAY (ALL CANCER)", "First Treatment", "ALL CANCERS"), "{period}");
+        let subsequent = sums(&batches, |b, i| of("31-day Combined")(b, i) && !sub(b, i, "31-day (First)"));
+        let printed_sub = england(&printed, "31-DAY (ALL CANCER)", "Subsequent Treatment", "ALL CANCERS");
+        assert_eq!(subsequent, printed_sub, "{period} 31-day subsequent");
+        for route in ["Urgent Suspected Cancer", "Breast Symptomatic", "Screening", "Consultant Upgrade"] {
+            let sub_category = format!("62-day ({route})");
+            let staged = sums(&batches, |b, i| of("62-day Combined")(b, i) && sub(b, i, &sub_category));
+            assert_eq!(staged, england(&printed, "62-DAY (ALL CANCER)", route, "ALL CANCERS"), "{period} {route}");
+        }
+        assert_eq!(
+            sums(&batches, of("62-day Combined")),
+            england(&printed, "62-DAY (ALL CANCER)", "ALL ROUTES", "ALL CANCERS"),
+            "{period} 62"
+        );
+    }
+
+    // July 2021 is coded by CCG: North Central London 93C, North East London A3A8R (both merged
+    // CCGs from April 2021); July 2022 by ICB: QMJ and QMF. Figures as printed in the workbooks.
+    let org = |period: &'static str, standard: &'static str, code: &'static str| {
+        sums(&batches, move |b: &RecordBatch, i: usize| {
+            month(b, i) == period && is(b, "standard", i, standard) && is(b, "sub_icb_code", i, code)
+        })
+    };
+    assert_eq!(org("2021-07", "28-day FDS", "93C"), (6306.0, 4495.0, 1811.0));
+    assert_eq!(org("2021-07", "28-day FDS", "A3A8R"), (6398.0, 4479.0, 1919.0));
+    assert_eq!(org("2022-07", "2WW", "QMJ"), (6396.0, 5098.0, 1298.0));
+    assert_eq!(org("2022-07", "2WW", "QMF"), (5835.0, 5291.0, 544.0));
+    assert_eq!(org("2022-07", "62-day GP", "QMF"), (286.0, 187.0, 99.0));
+    assert_eq!(org("2022-07", "31-day Subsequent", "QMJ").0, 25.0 + 123.0 + 138.0);
+    let codes = |period: &'static str| -> std::collections::BTreeSet<String> {
+        batches
+            .iter()
+            .flat_map(|b| (0..b.num_rows()).map(move |i| (b, i)))
+            .filter(|(b, i)| month(b, *i) == period)
+            .filter_map(|(b, i)| text(b, "sub_icb_code", i))
+            .collect()
+    };
+    let (jul21, jul22) = (codes("2021-07"), codes("2022-07"));
+    assert!(jul21.contains("93C") && jul21.contains("A3A8R") && !jul21.contains("QMF"));
+    assert!(jul22.contains("QMJ") && jul22.contains("QMF") && !jul22.contains("93C"));
+    // Every old-era standard is there, with its financial year.
+    for standard in
+        ["2WW", "2WW Breast", "31-day First", "31-day Subsequent", "62-day GP", "62-day Screening", "62-day Upgrade"]
+    {
+        for period in ["2021-07", "2022-07"] {
+            let (total, within, breaches) =
+                sums(&batches, |b, i| month(b, i) == period && is(b, "standard", i, standard));
+            assert!(total > 0.0 && within + breaches == total, "{period} {standard}");
+        }
+    }
+    let fy = batches
+        .iter()
+        .flat_map(|b| (0..b.num_rows()).map(move |i| (b, i)))
+        .find(|(b, i)| month(b, *i) == "2021-07")
+        .map(|(b, i)| text(b, "financial_year", i));
+    assert_eq!(fy, Some(Some("2021/22".to_string())));
+}
+
+/// The old-era sheets print no England row: every staged total equals the sum of the TOTAL
+/// column of every organisation row of the sheet, read here with calamine.
+#[tokio::test]
+async fn old_era_commissioner_sheets_are_read_whole() {
+    let ws = Workspace::local();
+    land_all(&ws, "commissioner_wait_times").await;
+    ws.ingest(&only(&["cwt_commissioner_workbook"])).await;
+    let batches = ws.table("cwt_commissioner_workbook").await;
+    for (file, period) in [
+        ("nhs_commissioner_wait_times_jul_2021.xlsx", "2021-07"),
+        ("nhs_commissioner_wait_times_jul_2022.xlsx", "2022-07"),
+    ] {
+        let mut book: Xlsx<_> = open_workbook(workbooks().join(file)).unwrap();
+        for sheet in book.sheet_names().into_iter().filter(|s| s != "Frontpage") {
+            let range = book.worksheet_range(&sheet).unwrap();
+            let (mut total, mut total_col) = (0.0, None);
+            for row in range.rows() {
+                if let Some(j) = row.iter().position(|c| cell_text(Some(c)) == "TOTAL") {
+                    total_col = Some(j);
+                } else if let (Some(j), false) = (total_col, cell_text(row.get(1)).is_empty()) {
+                    total += number(row.get(j));
+                }
+            }
+            let staged = sum_f64(&batches, "total", |b, i| month(b, i) == period && is(b, "source_sheet", i, &sheet));
+            assert!(total > 0.0);
+            assert_eq!(staged, total, "{file} {sheet}");
+        }
+    }
+}
