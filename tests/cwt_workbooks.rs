@@ -286,3 +286,108 @@ async fn old_era_commissioner_sheets_are_read_whole() {
         }
     }
 }
+
+/// A provider extract in the published shape holding one FDS row of R1H for `period`.
+fn one_row_extract(period: &str, figures: [f64; 3]) -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet().set_name("CWT CRS Provider Extract").unwrap();
+    let header = [
+        "PERIOD",
+        "YEAR",
+        "MONTH",
+        "STANDARD",
+        "ORG CODE",
+        "STAGE/ROUTE",
+        "TREATMENT MODALITY",
+        "CANCER TYPE",
+        "TOTAL TREATED",
+        "WITHIN STANDARD",
+        "BREACHES",
+    ];
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let row = [period, "2023/24", "NOV", "28-day FDS", "R1H", "URGENT SUSPECTED CANCER", "", "Suspected breast cancer"];
+    for (c, v) in row.iter().enumerate() {
+        sheet.write_string(1, c as u16, *v).unwrap();
+    }
+    for (c, v) in figures.iter().enumerate() {
+        sheet.write_number(1, (8 + c) as u16, *v).unwrap();
+    }
+    workbook.save_to_buffer().unwrap()
+}
+
+/// The month's source chosen by `sql/staging/stg_cwt_month_source.sql`, over the staging tables.
+async fn month_sources(ws: &Workspace) -> Vec<(String, String, String, String)> {
+    let ctx =
+        alliance_warehouse::transform::session::session(&ws.stores.warehouse, &common::pipelines()).await.unwrap();
+    let view = std::fs::read_to_string(common::repo().join("sql/staging/stg_cwt_month_source.sql")).unwrap();
+    ctx.sql(&format!("CREATE VIEW stg_cwt_month_source AS {view}")).await.unwrap();
+    let sql = "SELECT basis, CAST(period AS VARCHAR) AS period, source_shape, revision \
+               FROM stg_cwt_month_source ORDER BY basis, period";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    batches
+        .iter()
+        .flat_map(|b| (0..b.num_rows()).map(move |i| (b, i)))
+        .map(|(b, i)| {
+            let t = |c: &str| text(b, c, i).unwrap();
+            (t("basis"), t("period"), t("source_shape"), t("revision"))
+        })
+        .collect()
+}
+
+/// A provisional extract and a final workbook of the same month: the month is counted once,
+/// from the workbook; the extract's other months stay.
+#[tokio::test]
+async fn a_final_workbook_replaces_a_provisional_extract_month() {
+    let ws = Workspace::local();
+    ws.land(
+        "cwt/CWT-CRS-Nov-2023-Data-Extract-Provider-Provisional.xlsx",
+        one_row_extract("2023-11-01", [3000.0, 2000.0, 1000.0]),
+    )
+    .await;
+    ws.land(
+        "cwt/CWT-CRS-Oct-2023-Data-Extract-Provider-Provisional.xlsx",
+        one_row_extract("2023-10-01", [10.0, 9.0, 1.0]),
+    )
+    .await;
+    let nov = "NOVEMBER-2023-CWT-CRS-PROVIDER-WORKBOOK-FINAL.xlsx";
+    ws.land_file(&workbooks().join(nov), &format!("cwt-workbooks/{nov}")).await;
+    ws.ingest(&only(&["cwt_provider", "cwt_provider_workbook"])).await;
+    let extract = ws.table("cwt_provider").await;
+    assert!((0..extract[0].num_rows())
+        .all(|i| is(&extract[0], "source_shape", i, "extract") && is(&extract[0], "revision", i, "PROVISIONAL")));
+
+    let chosen = month_sources(&ws).await;
+    let s = |a: &str, b: &str, c: &str, d: &str| (a.to_string(), b.to_string(), c.to_string(), d.to_string());
+    assert_eq!(
+        chosen,
+        [s("provider", "2023-10-01", "extract", "PROVISIONAL"), s("provider", "2023-11-01", "workbook", "FINAL")]
+    );
+
+    // The union through the chosen sources counts November once, as the workbook prints it.
+    let ctx =
+        alliance_warehouse::transform::session::session(&ws.stores.warehouse, &common::pipelines()).await.unwrap();
+    let view = std::fs::read_to_string(common::repo().join("sql/staging/stg_cwt_month_source.sql")).unwrap();
+    ctx.sql(&format!("CREATE VIEW stg_cwt_month_source AS {view}")).await.unwrap();
+    let sql = "WITH u AS ( \
+                 SELECT period, standard, total, source_shape FROM cwt_provider \
+                 UNION ALL SELECT period, standard, total, source_shape FROM cwt_provider_workbook) \
+               SELECT CAST(u.period AS VARCHAR) AS period, sum(u.total) AS total FROM u \
+               JOIN stg_cwt_month_source m \
+                 ON m.basis = 'provider' AND m.period = u.period AND m.source_shape = u.source_shape \
+               WHERE u.standard = '28-day FDS' GROUP BY u.period ORDER BY 1";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let printed = printed_england(nov);
+    let fds = england(&printed, "28-DAY FDS (ALL ROUTES)", "ALL ROUTES", "").0;
+    assert_eq!(sum_f64(&batches, "total", |b, i| is(b, "period", i, "2023-11-01")), fds);
+    assert_eq!(sum_f64(&batches, "total", |b, i| is(b, "period", i, "2023-10-01")), 10.0);
+
+    // A later FINAL extract of October outranks the provisional one in its own table (a later
+    // file replaces the months it covers) and is then the month's source.
+    ws.land("cwt/CWT-CRS-Oct-2023-Data-Extract-Provider-Final.xlsx", one_row_extract("2023-10-01", [11.0, 9.0, 2.0]))
+        .await;
+    ws.ingest(&only(&["cwt_provider"])).await;
+    let chosen = month_sources(&ws).await;
+    assert_eq!(chosen[0], s("provider", "2023-10-01", "extract", "FINAL"));
+}
