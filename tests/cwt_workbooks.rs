@@ -391,3 +391,96 @@ async fn a_final_workbook_replaces_a_provisional_extract_month() {
     let chosen = month_sources(&ws).await;
     assert_eq!(chosen[0], s("provider", "2023-10-01", "extract", "FINAL"));
 }
+
+/// Every England row printed in a sheet whose TOTAL column follows one label column:
+/// (label) → (total, next, next) — here the USC/UBS sheets: total, within 14 days, 15–16 days.
+fn printed_by_label(printed: &Printed, sheet: &str) -> Vec<(String, (f64, f64, f64))> {
+    printed.iter().filter(|((s, _, _), _)| s == sheet).map(|((_, d, _), v)| (d.clone(), *v)).collect()
+}
+
+#[tokio::test]
+async fn referrals_seen_reproduce_the_printed_england_rows() {
+    let ws = Workspace::local();
+    land_all(&ws, "PROVIDER-WORKBOOK").await;
+    let reports = ws.ingest(&only(&["cwt_referrals_seen"])).await;
+    assert_clean(&reports, 5);
+    let batches = ws.table("cwt_referrals_seen").await;
+    for (stem, period) in MONTHS {
+        let printed = printed_england(&format!("{stem}-CWT-CRS-PROVIDER-WORKBOOK-FINAL.xlsx"));
+        for (sheet, route) in
+            [("USC referral to FOA", "Urgent Suspected Cancer"), ("UBS referral to FHA", "Breast Symptomatic")]
+        {
+            let rows = printed_by_label(&printed, sheet);
+            assert!(!rows.is_empty());
+            for (cancer, (total, within14, days15_16)) in rows {
+                let keep = |b: &RecordBatch, i: usize| {
+                    month(b, i) == period && is(b, "route", i, route) && is(b, "cancer_type", i, &cancer)
+                };
+                let staged = (
+                    sum_f64(&batches, "total_seen", keep),
+                    sum_f64(&batches, "seen_within_14_days", keep),
+                    sum_f64(&batches, "seen_15_to_16_days", keep),
+                );
+                assert_eq!(staged, (total, within14, days15_16), "{period} {sheet} {cancer}");
+            }
+        }
+    }
+    // The bands add up to the total on every row.
+    let bands =
+        ["seen_within_14_days", "seen_15_to_16_days", "seen_17_to_21_days", "seen_22_to_28_days", "seen_after_28_days"];
+    let all = |_: &RecordBatch, _: usize| true;
+    let band_sum: f64 = bands.iter().map(|c| sum_f64(&batches, c, all)).sum();
+    assert_eq!(band_sum, sum_f64(&batches, "total_seen", all));
+    // Barts Health, November 2023, suspected breast cancer, as printed.
+    let barts = |b: &RecordBatch, i: usize| {
+        month(b, i) == "2023-11" && is(b, "org_code", i, "R1H") && is(b, "cancer_type", i, "Suspected breast cancer")
+    };
+    assert!(sum_f64(&batches, "total_seen", barts) > 0.0);
+}
+
+/// `mart_referral_activity`: a trust's patients seen per month as printed (the USC and UBS
+/// sheets' rows of that trust, read here with calamine), against the configured baseline month.
+#[tokio::test]
+async fn referral_activity_mart_is_built_from_the_published_sheets() {
+    let ws = Workspace::local();
+    common::load_reference(&ws).await;
+    land_all(&ws, "PROVIDER-WORKBOOK").await;
+    ws.ingest(&only(&["cwt_referrals_seen"])).await;
+    let report = common::build(&ws, &common::repo().join("sql"), Some("mart_referral_activity")).await;
+    assert!(report.succeeded(), "{report:?}");
+    let bytes = ws.stores.warehouse.get("marts/mart_referral_activity.parquet").await.expect("published");
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+    let printed = |stem: &str| -> f64 {
+        let mut book: Xlsx<_> =
+            open_workbook(workbooks().join(format!("{stem}-CWT-CRS-PROVIDER-WORKBOOK-FINAL.xlsx"))).unwrap();
+        let mut total = 0.0;
+        for sheet in ["USC referral to FOA", "UBS referral to FHA"] {
+            let range = book.worksheet_range(sheet).unwrap();
+            let mut total_col = None;
+            for row in range.rows() {
+                if let Some(j) = row.iter().position(|c| cell_text(Some(c)) == "TOTAL") {
+                    total_col = Some(j);
+                } else if cell_text(row.get(1)) == "R1H" {
+                    total += number(row.get(total_col.unwrap()));
+                }
+            }
+        }
+        total
+    };
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert!(rows > 100, "{rows} rows; {:?}", batches.first().map(|b| b.schema()));
+    let (nov, dec) = (printed("NOVEMBER-2023"), printed("DECEMBER-2023"));
+    assert!(nov > 0.0 && dec > 0.0);
+    let r1h = |m: &'static str, column: &'static str| {
+        sum_f64(&batches, column, move |b: &RecordBatch, i: usize| {
+            let days = b.column_by_name("month").unwrap().as_primitive::<Date32Type>().value(i);
+            is(b, "provider_code", i, "R1H") && alliance_warehouse::ingest::dates::month_key(days) == m
+        })
+    };
+    assert_eq!(r1h("2023-11", "activity"), nov);
+    assert_eq!(r1h("2023-12", "activity"), dec);
+    assert_eq!(r1h("2023-11", "recovery_percent"), 100.0);
+    assert!((r1h("2023-12", "recovery_percent") - 100.0 * dec / nov).abs() < 1e-9);
+}
