@@ -129,7 +129,7 @@ fn the_scheduler_runs_new_files_once_and_stops_gracefully_on_sigterm() {
     };
     assert_eq!(record["trigger"], "new_file");
     assert!(record["error"].is_null(), "{record}");
-    assert_eq!(marts(dir.path()).len(), 9, "every mart published");
+    assert_eq!(marts(dir.path()).len(), 10, "every mart published");
     ok(dir.path(), &["schedule", "--once"]);
     assert_eq!(runs(), 1, "nothing new: nothing runs");
 

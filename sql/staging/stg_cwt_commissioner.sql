@@ -14,25 +14,29 @@
 -- (workbooks coded by ICB) is its own ICB. Codes none of these know (UNKNOWN, commissioning hubs)
 -- keep no ICB and count in England only.
 --
--- Sources and precedence as stg_cwt_provider: a workbook of a month replaces the extract's rows:
---     UNION ALL SELECT 'workbook', 2, period, financial_year, standard, sub_icb_code, sub_category,
---            total, within_standard, breaches
---     FROM cwt_commissioner_workbook
+-- Sources as stg_cwt_provider: the ICB sub-location extracts (`cwt_commissioner`) and the monthly
+-- commissioner workbooks (`cwt_commissioner_workbook`); `stg_cwt_month_source` names the one
+-- counted for each month.
 WITH sources AS (
-    SELECT 'extract' AS source_shape, 1 AS precedence, period, financial_year, standard, sub_icb_code,
-           sub_category, total, within_standard, breaches
+    SELECT source_shape, period, financial_year, standard, sub_icb_code, sub_category,
+           total, within_standard, breaches
     FROM cwt_commissioner
+    UNION ALL
+    SELECT source_shape, period, financial_year, standard, sub_icb_code, sub_category,
+           total, within_standard, breaches
+    FROM cwt_commissioner_workbook
 ),
 chosen AS (
-    SELECT s.*, max(precedence) OVER (PARTITION BY period, standard) AS best
+    SELECT s.*
     FROM sources s
+    JOIN stg_cwt_month_source m
+      ON m.basis = 'commissioner' AND m.period = s.period AND m.source_shape = s.source_shape
 ),
 coded AS (
     SELECT c.*, coalesce(m.new_code, c.sub_icb_code) AS org_code,
            trim(regexp_replace(coalesce(c.sub_category, ''), '^(28|31|62)-day', '')) AS category
     FROM chosen c
     LEFT JOIN ref_org_successors m ON m.old_code = c.sub_icb_code AND m.kind = 'ccg_merger'
-    WHERE c.precedence = c.best
 )
 SELECT
     c.source_shape,

@@ -1,22 +1,25 @@
 -- CWT provider basis: every published shape of the provider figures, one row per published row,
 -- provider codes mapped to the current trust (the published code kept).
 --
--- Sources and precedence: each source is one branch of `sources` with its `source_shape` and a
--- `precedence`; for each month and standard only the rows of the source with the highest
--- precedence are kept, so two shapes of the same month never double count. A monthly workbook
--- (final official statistics) takes precedence over a data extract of the same month:
---     UNION ALL SELECT 'workbook', 2, period, financial_year, standard, org_code, route,
---            treatment_modality, cancer_type, total, within_standard, breaches
---     FROM cwt_provider_workbook
--- Within one staging table a later file already replaces the months it covers (replace_by_period).
+-- Sources: the CRS data extracts (`cwt_provider`) and the monthly workbooks
+-- (`cwt_provider_workbook`), in one vocabulary. A month published in both shapes counts once:
+-- `stg_cwt_month_source` names the one source of each basis and month (a FINAL workbook, else a
+-- FINAL extract, else a provisional workbook, else a provisional extract). Within one staging
+-- table a later file already replaces the months it covers (replace_by_period).
 WITH sources AS (
-    SELECT 'extract' AS source_shape, 1 AS precedence, period, financial_year, standard, org_code, route,
+    SELECT source_shape, period, financial_year, standard, org_code, route,
            treatment_modality, cancer_type, total, within_standard, breaches
     FROM cwt_provider
+    UNION ALL
+    SELECT source_shape, period, financial_year, standard, org_code, route,
+           treatment_modality, cancer_type, total, within_standard, breaches
+    FROM cwt_provider_workbook
 ),
 chosen AS (
-    SELECT s.*, max(precedence) OVER (PARTITION BY period, standard) AS best
+    SELECT s.*
     FROM sources s
+    JOIN stg_cwt_month_source m
+      ON m.basis = 'provider' AND m.period = s.period AND m.source_shape = s.source_shape
 )
 SELECT
     c.source_shape,
@@ -34,4 +37,3 @@ SELECT
 FROM chosen c
 LEFT JOIN ref_org_successors s
     ON s.old_code = c.org_code AND s.kind = 'trust_merger'
-WHERE c.precedence = c.best

@@ -65,6 +65,10 @@ pub struct Pipeline {
     /// The mapping table, read when the pipeline is loaded (set by the loader).
     #[serde(skip)]
     pub vocabulary_table: Option<Arc<Vocabularies>>,
+    /// Workbooks of many sheets (xlsx only): which sheets are read and how each maps onto the
+    /// contract ([`SheetSpec`]). Empty (the default): the one sheet of `source.sheet`.
+    #[serde(default)]
+    pub sheets: Vec<SheetSpec>,
 }
 
 fn default_null_tokens() -> Vec<String> {
@@ -196,6 +200,8 @@ pub enum DateFormat {
     MonYy,
     /// `2024-01`.
     YyyyMm,
+    /// A month of a financial year, `JUL 2021/22` (July 2021) or `JAN 2021/22` (January 2022).
+    MonFinancialYear,
 }
 
 /// How bare numbers in a percent column are read.
@@ -339,6 +345,10 @@ pub struct DerivedSpec {
     /// The value for `from = "constant"`.
     #[serde(default)]
     pub value: Option<String>,
+    /// Value used when `pattern` does not match (e.g. a file name without a revision marker);
+    /// without it such a file is rejected.
+    #[serde(default)]
+    pub default: Option<String>,
     /// Value type (parsed like a contract column).
     #[serde(rename = "type")]
     pub kind: ColumnType,
@@ -348,6 +358,81 @@ pub struct DerivedSpec {
     /// Meaning, for the catalogue.
     #[serde(default)]
     pub description: String,
+}
+
+/// Default number of header rows of a sheet block.
+pub const DEFAULT_HEADER_ROWS: usize = 1;
+
+/// One sheet (or family of sheets) of a multi-sheet workbook (`[[sheets]]`).
+///
+/// Semantics (see `src/ingest/workbook.rs`): every row of the sheet holding one of
+/// `header_keywords` starts a block; the block's rows run to the next block's header. A block is
+/// read when its part label (the nearest single-text row above its header, e.g. `PART B: FIRST
+/// TREATMENTS`) starts with one of `parts`, or always when `parts` is empty. Cells under no
+/// header name are ignored, and a row with nothing under a named header is not a record. Each
+/// contract column takes, in this order: its `constants` value, its `title` cell, the header named
+/// for it in `columns`, then its name and `aliases` in their order (the first alias present wins,
+/// and the first column of that name).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SheetSpec {
+    /// Sheet name (trimmed, case-insensitive). Exactly one of `sheet` and `sheet_pattern`.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// Regex on the sheet name (case-insensitive).
+    #[serde(default)]
+    pub sheet_pattern: Option<String>,
+    /// Header cell texts that mark a header row (trimmed, case-insensitive); default the
+    /// pipeline's `source.header.keyword`.
+    #[serde(default)]
+    pub header_keywords: Vec<String>,
+    /// Rows the header spans (default [`DEFAULT_HEADER_ROWS`]; 2 for a group row above the
+    /// names): a column's name is its cell in the keyword row, or the group cell above it when
+    /// that is empty; the group row is never read as data of the block before.
+    #[serde(default = "SheetSpec::default_header_rows")]
+    pub header_rows: usize,
+    /// Prefixes of the part labels to read (trimmed, case-insensitive); empty: every block.
+    #[serde(default)]
+    pub parts: Vec<String>,
+    /// Contract column → value repeated on every row of the sheet (e.g. the standard).
+    #[serde(default)]
+    pub constants: BTreeMap<String, String>,
+    /// Contract column → title cell of the sheet (e.g. the period in `A2`), with an optional
+    /// regex whose group `value` (or first group) is the value.
+    #[serde(default)]
+    pub title: BTreeMap<String, TitleCellSpec>,
+    /// Contract column → header names in this sheet, tried before the column's aliases.
+    #[serde(default)]
+    pub columns: BTreeMap<String, Vec<String>>,
+}
+
+impl SheetSpec {
+    fn default_header_rows() -> usize {
+        DEFAULT_HEADER_ROWS
+    }
+
+    /// Whether this entry reads the sheet `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        let name = name.trim();
+        match (&self.sheet, &self.sheet_pattern) {
+            (Some(s), _) => s.trim().eq_ignore_ascii_case(name),
+            (None, Some(p)) => {
+                regex::RegexBuilder::new(p).case_insensitive(true).build().is_ok_and(|re| re.is_match(name))
+            }
+            (None, None) => false,
+        }
+    }
+}
+
+/// A value read from a title cell of a sheet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TitleCellSpec {
+    /// Cell, e.g. `A2`.
+    pub cell: String,
+    /// Regex; the group named `value` (or the first group) is the value. Without it the whole text.
+    #[serde(default)]
+    pub pattern: Option<String>,
 }
 
 /// Drop rows whose `column` holds one of `values` (trimmed, case-insensitive) — e.g. totals rows.
@@ -526,6 +611,7 @@ impl Pipeline {
                 return Err(self.err(format!("drop_rows on '{}' lists no values", rule.column)));
             }
         }
+        self.validate_sheets()?;
         self.validate_load()?;
         if let Some(cron) = &self.schedule.cron {
             super::cron::parse_cron(cron).map_err(|e| self.err(format!("schedule.cron: {e}")))?;
@@ -551,6 +637,49 @@ impl Pipeline {
         }
         if h.none && self.columns.iter().any(|c| c.position.is_none()) {
             return Err(self.err("header.none: every column needs a position"));
+        }
+        Ok(())
+    }
+
+    fn validate_sheets(&self) -> Result<()> {
+        if self.sheets.is_empty() {
+            return Ok(());
+        }
+        if self.source.format != Format::Xlsx || self.source.sheet.is_some() {
+            return Err(self.err("[[sheets]] apply to xlsx sources without source.sheet"));
+        }
+        for (i, s) in self.sheets.iter().enumerate() {
+            let at = |reason: String| self.err(format!("sheets[{i}]: {reason}"));
+            match (&s.sheet, &s.sheet_pattern) {
+                (Some(_), None) => {}
+                (None, Some(p)) => {
+                    regex::Regex::new(p).map_err(|e| at(format!("sheet_pattern: {e}")))?;
+                }
+                _ => return Err(at("set exactly one of sheet and sheet_pattern".into())),
+            }
+            if s.header_keywords.is_empty() && self.source.header.keyword.is_none() {
+                return Err(at("header_keywords (or source.header.keyword) is required".into()));
+            }
+            if !(1..=2).contains(&s.header_rows) {
+                return Err(at("header_rows must be 1 or 2".into()));
+            }
+            let names = s.constants.keys().chain(s.title.keys()).chain(s.columns.keys());
+            for name in names {
+                if !self.columns.iter().any(|c| &c.name == name) {
+                    return Err(at(format!("'{name}' is not a contract column")));
+                }
+            }
+            for (name, t) in &s.title {
+                if parse_cell_ref(&t.cell).is_none() {
+                    return Err(at(format!("title '{name}': cell must be like \"A2\"")));
+                }
+                if let Some(p) = &t.pattern {
+                    let re = regex::Regex::new(p).map_err(|e| at(format!("title '{name}': pattern: {e}")))?;
+                    if re.captures_len() < 2 {
+                        return Err(at(format!("title '{name}': pattern needs a capture group")));
+                    }
+                }
+            }
         }
         Ok(())
     }

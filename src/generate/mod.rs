@@ -307,7 +307,8 @@ impl TrustMonth {
     }
 }
 
-/// Copies the published extracts (`<from>/cwt/*.xlsx`, `<from>/reference/*.csv`), the European
+/// Copies the published extracts and workbooks (`<from>/cwt/*.xlsx`, `<from>/cwt-extracts/*.xlsx`,
+/// `<from>/cwt-workbooks/*.xlsx`, `<from>/reference/*.csv`), the European
 /// Standard Population 2013 (`<from>/stats/esp2013*.csv`, for the pipeline `ref_esp2013`) and the
 /// bundled reference tables (`<bundled>/*.csv`) into landing. Returns the number of files copied.
 pub async fn seed(from: &Path, bundled: &Path, landing: &Store) -> Result<usize> {
@@ -315,6 +316,8 @@ pub async fn seed(from: &Path, bundled: &Path, landing: &Store) -> Result<usize>
     // (folder, landing folder, extension, file-name prefix)
     let sources = [
         (from.join("cwt"), "cwt", "xlsx", ""),
+        (from.join("cwt-extracts"), "cwt-extracts", "xlsx", ""),
+        (from.join("cwt-workbooks"), "cwt-workbooks", "xlsx", ""),
         (from.join("reference"), "reference", "csv", ""),
         (from.join("stats"), "reference", "csv", "esp2013"),
         (from.join("screening"), "screening/ohid", "csv", ""),

@@ -218,6 +218,15 @@ pub fn parse_with(format: DateFormat, s: &str) -> Option<i32> {
             (y.len() == 2 && m.len() == 3).then_some(())?;
             days_from_civil(2000 + digits(y.as_bytes())? as i32, month_name(m.as_bytes())?, 1)
         }
+        DateFormat::MonFinancialYear => {
+            // `JUL 2021/22`: April–December are in the first year, January–March in the next.
+            let (m, fy) = s.trim().split_once(' ')?;
+            let (y, _) = fy.trim().split_once('/')?;
+            (y.len() == 4).then_some(())?;
+            let month = month_name(m.trim().as_bytes())?;
+            let year = digits(y.as_bytes())? as i32 + i32::from(month <= 3);
+            days_from_civil(year, month, 1)
+        }
         DateFormat::YyyyMm => {
             let (y, m) = s.split_once(['-', '/'])?;
             (y.len() == 4 && (1..=2).contains(&m.len())).then_some(())?;
@@ -275,6 +284,9 @@ mod tests {
         assert_eq!(parse_with(MonthYyyy, "April 2023"), ymd(2023, 4, 1));
         assert_eq!(parse_with(MonthYyyy, "Sept 2023"), ymd(2023, 9, 1));
         assert_eq!(parse_with(MonYy, "APR-23"), ymd(2023, 4, 1));
+        assert_eq!(parse_with(MonFinancialYear, "JUL 2021/22"), ymd(2021, 7, 1));
+        assert_eq!(parse_with(MonFinancialYear, "JAN 2021/22"), ymd(2022, 1, 1));
+        assert_eq!(parse_with(MonFinancialYear, "JUL 2021"), None);
         assert_eq!(parse_with(YyyyMm, "2023-04"), ymd(2023, 4, 1));
         assert_eq!(parse_iso("2023-04-01T00:00:00"), ymd(2023, 4, 1));
         assert_eq!(month_key(ymd(2023, 4, 17).unwrap()), "2023-04");

@@ -35,6 +35,7 @@ pub mod source;
 mod staged;
 pub mod text;
 pub mod unique_key;
+pub mod workbook;
 pub mod writer;
 pub mod xlsx;
 
@@ -491,8 +492,8 @@ impl Ingestor {
             Format::Xlsx => {
                 let bytes = self.stores.landing.get(&path).await?;
                 content_hash = Some(fetch::content_hash(&bytes));
-                let (file, spec, limits) = (file_url.to_string(), p.source.clone(), self.env.limits.clone());
-                tokio::task::spawn_blocking(move || xlsx::read_xlsx(&file, &spec, batch_rows, &limits, bytes, tx));
+                let (file, pipeline, limits) = (file_url.to_string(), p.clone(), self.env.limits.clone());
+                tokio::task::spawn_blocking(move || xlsx::read_xlsx(&file, &pipeline, batch_rows, &limits, bytes, tx));
             }
             Format::Parquet => {
                 let bytes = self.stores.landing.get(&path).await?;

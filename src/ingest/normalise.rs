@@ -400,10 +400,15 @@ fn derive_value(p: &Pipeline, d: &DerivedSpec, file: &str, header: &SourceHeader
         None => text.trim().to_string(),
         Some(pattern) => {
             let re = regex::Regex::new(pattern).map_err(|e| fail(e.to_string()))?;
-            let caps = re
-                .captures(&text)
-                .ok_or_else(|| fail(format!("{} does not match {pattern}", redact::excerpt(&text))))?;
-            caps.name("value").or_else(|| caps.get(1)).map(|m| m.as_str().trim().to_string()).unwrap_or_default()
+            match (re.captures(&text), &d.default) {
+                (Some(caps), _) => caps
+                    .name("value")
+                    .or_else(|| caps.get(1))
+                    .map(|m| m.as_str().trim().to_string())
+                    .unwrap_or_default(),
+                (None, Some(default)) => default.clone(),
+                (None, None) => return Err(fail(format!("{} does not match {pattern}", redact::excerpt(&text)))),
+            }
         }
     };
     let spec = ColumnSpec {

@@ -9,7 +9,7 @@
 
 use super::source::{row_has_keyword, RawBatch, SourceHeader, SourceMsg, SourceTx};
 use crate::config::environment::LimitSettings;
-use crate::config::pipeline::SourceSpec;
+use crate::config::pipeline::{Pipeline, SourceSpec};
 use crate::error::{Error, Result};
 use arrow::array::{ArrayRef, StringBuilder};
 use bytes::Bytes;
@@ -40,11 +40,56 @@ pub fn cell_text(cell: &Data) -> Option<String> {
     }
 }
 
-/// Reads the configured sheet and sends header and batches. Runs on a blocking thread.
-pub fn read_xlsx(file: &str, spec: &SourceSpec, batch_rows: usize, limits: &LimitSettings, bytes: Bytes, tx: SourceTx) {
-    if let Err(e) = send_sheet(file, spec, batch_rows, limits, bytes, &tx) {
+/// Reads the configured sheet (or, with `[[sheets]]`, the workbook's sheets: see
+/// [`super::workbook`]) and sends header and batches. Runs on a blocking thread.
+pub fn read_xlsx(
+    file: &str,
+    pipeline: &Pipeline,
+    batch_rows: usize,
+    limits: &LimitSettings,
+    bytes: Bytes,
+    tx: SourceTx,
+) {
+    let sent = if pipeline.sheets.is_empty() {
+        send_sheet(file, &pipeline.source, batch_rows, limits, bytes, &tx)
+    } else {
+        super::workbook::send_workbook(file, pipeline, batch_rows, limits, bytes, &tx)
+    };
+    if let Err(e) = sent {
         let _ = tx.blocking_send(Err(e));
     }
+}
+
+/// Opens a workbook after checking its archive against `[limits]`.
+pub fn open_checked(file: &str, bytes: Bytes, limits: &LimitSettings) -> Result<Xlsx<Cursor<Bytes>>> {
+    super::limits::check_archive(file, &bytes, limits)?;
+    Xlsx::new(Cursor::new(bytes)).map_err(|e| Error::source_file(file, format!("not a readable xlsx workbook: {e}")))
+}
+
+/// The cells of `sheet`, once the extent of its cells (streamed, before calamine allocates the
+/// grid between them) is within `[limits]`.
+pub fn checked_range(
+    workbook: &mut Xlsx<Cursor<Bytes>>,
+    file: &str,
+    sheet: &str,
+    limits: &LimitSettings,
+) -> Result<calamine::Range<Data>> {
+    let unreadable = |e: calamine::XlsxError| {
+        let reason = super::redact::excerpt(&e.to_string());
+        Error::source_file(file, format!("sheet {}: {reason}", super::redact::excerpt(sheet)))
+    };
+    let (mut low, mut high) = ((u32::MAX, u32::MAX), (0u32, 0u32));
+    let mut cells = workbook.worksheet_cells_reader(sheet).map_err(unreadable)?;
+    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
+        let (r, c) = cell.get_position();
+        (low, high) = ((low.0.min(r), low.1.min(c)), (high.0.max(r), high.1.max(c)));
+    }
+    drop(cells);
+    if high >= low {
+        let (rows, columns) = ((high.0 - low.0) as u64 + 1, (high.1 - low.1) as u64 + 1);
+        super::limits::check_grid(file, sheet, rows, columns, limits)?;
+    }
+    workbook.worksheet_range(sheet).map_err(unreadable)
 }
 
 fn send_sheet(
@@ -55,9 +100,7 @@ fn send_sheet(
     bytes: Bytes,
     tx: &SourceTx,
 ) -> Result<()> {
-    super::limits::check_archive(file, &bytes, limits)?;
-    let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
-        .map_err(|e| Error::source_file(file, format!("not a readable xlsx workbook: {e}")))?;
+    let mut workbook = open_checked(file, bytes, limits)?;
     let sheets = workbook.sheet_names();
     let sheet = match &spec.sheet {
         Some(name) => sheets.iter().find(|s| s.trim().eq_ignore_ascii_case(name.trim())).cloned().ok_or_else(|| {
@@ -68,23 +111,7 @@ fn send_sheet(
         })?,
         None => sheets.first().cloned().ok_or_else(|| Error::source_file(file, "workbook has no sheets"))?,
     };
-    let unreadable = |e: calamine::XlsxError| {
-        let reason = super::redact::excerpt(&e.to_string());
-        Error::source_file(file, format!("sheet {}: {reason}", super::redact::excerpt(&sheet)))
-    };
-    // The extent of the cells, streamed, before calamine allocates the grid between them.
-    let (mut low, mut high) = ((u32::MAX, u32::MAX), (0u32, 0u32));
-    let mut cells = workbook.worksheet_cells_reader(&sheet).map_err(unreadable)?;
-    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
-        let (r, c) = cell.get_position();
-        (low, high) = ((low.0.min(r), low.1.min(c)), (high.0.max(r), high.1.max(c)));
-    }
-    drop(cells);
-    if high >= low {
-        let (rows, columns) = ((high.0 - low.0) as u64 + 1, (high.1 - low.1) as u64 + 1);
-        super::limits::check_grid(file, &sheet, rows, columns, limits)?;
-    }
-    let range = workbook.worksheet_range(&sheet).map_err(unreadable)?;
+    let range = checked_range(&mut workbook, file, &sheet, limits)?;
     let Some((row0, col0)) = range.start() else {
         return Err(Error::source_file(file, format!("sheet '{sheet}' is empty")));
     };
