@@ -242,11 +242,12 @@ async fn last_months_of_the_old_standards_on_both_bases() {
 async fn combined_standards_era_matches_the_national_series() {
     let ws = Workspace::local();
     load_reference(&ws).await;
+    // `seed` lands both (cwt-extracts/) beside the April–September 2023 extract (cwt/).
     for file in [PROVIDER_2024, PROVIDER_2025] {
-        ws.land_file(&shared().join("cwt-extracts").join(file), &format!("cwt/{file}")).await;
+        assert!(ws.stores.landing.get_opt(&format!("cwt-extracts/{file}")).await.unwrap().is_some(), "{file} seeded");
     }
     let reports = ws.ingest(&only(&["cwt_provider"])).await;
-    // Beside the seeded April–September 2023 extract, every row of both.
+    // Every row of both.
     let rows: Vec<(u64, u64)> = reports[0]
         .files
         .iter()
