@@ -484,3 +484,111 @@ async fn referral_activity_mart_is_built_from_the_published_sheets() {
     assert_eq!(r1h("2023-11", "recovery_percent"), 100.0);
     assert!((r1h("2023-12", "recovery_percent") - 100.0 * dec / nov).abs() < 1e-9);
 }
+
+/// (total, within, threshold) of every `route = 'ALL'`, `cancer_type = 'ALL'` row of the published
+/// `mart_cwt_performance`, by (basis, level, org code, month, standard).
+type MartTotals = BTreeMap<(String, String, String, String, String), (f64, f64, Option<f64>)>;
+
+async fn published_totals(ws: &Workspace) -> MartTotals {
+    let bytes = ws.stores.warehouse.get("marts/mart_cwt_performance.parquet").await.expect("the mart is published");
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+    let number = |b: &RecordBatch, column: &str, i: usize| text(b, column, i).map(|v| v.parse::<f64>().unwrap());
+    let mut out = MartTotals::new();
+    for b in reader {
+        let b = b.unwrap();
+        for i in 0..b.num_rows() {
+            if !is(&b, "route", i, "ALL") || !is(&b, "cancer_type", i, "ALL") {
+                continue;
+            }
+            let [basis, level, org, month, standard] =
+                ["basis", "level", "org_code", "month", "standard"].map(|c| text(&b, c, i).unwrap());
+            let row = (
+                number(&b, "total", i).unwrap(),
+                number(&b, "within_standard", i).unwrap(),
+                number(&b, "standard_threshold", i),
+            );
+            assert!(out.insert((basis, level, org, month, standard), row).is_none(), "one total row per key");
+        }
+    }
+    out
+}
+
+fn mart_row<'a>(
+    mart: &'a MartTotals,
+    basis: &str,
+    level: &str,
+    org: &str,
+    month: &str,
+    standard: &str,
+) -> &'a (f64, f64, Option<f64>) {
+    mart.get(&(basis.into(), level.into(), org.into(), month.into(), standard.into()))
+        .unwrap_or_else(|| panic!("no {basis} {level} {org} {month} {standard} row in the mart"))
+}
+
+/// Everything `seed` lands (extracts of 2023 and 2024–25, every workbook) through ingest and the
+/// published mart: for every workbook month, England on both bases equals the England row the
+/// workbook prints, counted once although extracts and workbooks sit side by side; July 2021
+/// (CCG-coded) and July 2022 (ICB-coded) give NEL and NCL on the ICB codes of later years; every
+/// standard in force has its threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_published_mart_counts_every_workbook_month_as_printed() {
+    let ws = Workspace::local();
+    common::load_reference(&ws).await;
+    let cwt = ["cwt_provider", "cwt_commissioner", "cwt_provider_workbook", "cwt_commissioner_workbook"];
+    for report in ws.ingest(&only(&cwt)).await {
+        for f in &report.files {
+            let c = &f.counts;
+            assert_eq!(f.outcome, FileOutcome::Loaded, "{}", f.path);
+            assert_eq!(c.rows_in, c.rows_written + c.rows_quarantined + c.rows_dropped, "{}", f.path);
+        }
+    }
+    let report = common::build(&ws, &common::repo().join("sql"), Some("+mart_cwt_performance")).await;
+    assert!(report.succeeded(), "{:#?}", report.models);
+    let mart = published_totals(&ws).await;
+
+    for (stem, period) in MONTHS {
+        let month = format!("{period}-01");
+        for (basis, kind) in [("provider", "PROVIDER"), ("commissioner", "COMMISSIONER")] {
+            let printed = printed_england(&format!("{stem}-CWT-CRS-{kind}-WORKBOOK-FINAL.xlsx"));
+            let expected = [
+                ("28-day FDS", england(&printed, "28-DAY FDS (ALL ROUTES)", "ALL ROUTES", "")),
+                ("31-day Combined", england(&printed, "31-DAY (ALL CANCER)", "ALL STAGES", "ALL CANCERS")),
+                ("62-day Combined", england(&printed, "62-DAY (ALL CANCER)", "ALL ROUTES", "ALL CANCERS")),
+            ];
+            for (standard, (total, within, _)) in expected {
+                let (t, w, threshold) = *mart_row(&mart, basis, "england", "ENG", &month, standard);
+                assert_eq!((t, w), (total, within), "{basis} {month} {standard}");
+                assert!(threshold.is_some(), "{basis} {month} {standard}: threshold");
+            }
+        }
+    }
+
+    // NEL and NCL on their ICB codes in every era: cells printed for the merged CCGs 93C (NCL)
+    // and A3A8R (NEL) in July 2021, for the ICBs in July 2022.
+    assert_eq!(mart_row(&mart, "commissioner", "icb", "QMJ", "2021-07-01", "28-day FDS").0, 6306.0);
+    assert_eq!(mart_row(&mart, "commissioner", "icb", "QMF", "2021-07-01", "28-day FDS").0, 6398.0);
+    assert_eq!(mart_row(&mart, "commissioner", "icb", "QMJ", "2022-07-01", "2WW").0, 6396.0);
+    assert_eq!(mart_row(&mart, "commissioner", "icb", "QMF", "2022-07-01", "2WW").0, 5835.0);
+    let eras = [
+        ("2021-07-01", "2WW"),
+        ("2022-07-01", "2WW"),
+        ("2023-04-01", "28-day FDS"),
+        ("2023-11-01", "31-day Combined"),
+        ("2024-03-01", "62-day Combined"),
+    ];
+    for (month, standard) in eras {
+        for icb in ["QMF", "QMJ"] {
+            assert!(mart_row(&mart, "commissioner", "icb", icb, month, standard).0 > 0.0, "{icb} {month} {standard}");
+        }
+    }
+    // The standards in force before October 2023 have their thresholds (62-day Upgrade has none).
+    for standard in ["2WW", "2WW Breast", "31-day First", "62-day GP", "62-day Screening"] {
+        for month in ["2021-07-01", "2022-07-01"] {
+            assert!(
+                mart_row(&mart, "commissioner", "england", "ENG", month, standard).2.is_some(),
+                "{month} {standard}"
+            );
+        }
+    }
+}

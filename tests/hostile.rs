@@ -360,11 +360,20 @@ fn ten_digit_windows(text: &str, out: &mut std::collections::HashSet<String>) {
     }
 }
 
+/// Folders of landing that `seed` fills with NHS England's and OHID's published aggregates: no
+/// patient is in them, and their long decimals (OHID's `74.1300381784972`) hold ten-digit runs
+/// that the staged values rightly repeat, so they are not where NHS numbers come from.
+const PUBLISHED: [&str; 5] = ["cwt/", "cwt-extracts/", "cwt-workbooks/", "reference/", "screening/ohid/"];
+
 /// The valid NHS numbers in the landing files: text in any encoding, the cells of workbooks and
-/// Parquet files (the hostile bombs excepted).
+/// Parquet files (the hostile bombs and the published aggregates excepted).
 fn input_nhs_numbers(root: &Path) -> std::collections::HashSet<String> {
     let mut windows = std::collections::HashSet::new();
     for entry in walk(root) {
+        let relative = entry.strip_prefix(root).unwrap_or(&entry).to_string_lossy().replace('\\', "/");
+        if PUBLISHED.iter().any(|p| relative.starts_with(p)) {
+            continue;
+        }
         let Ok(bytes) = std::fs::read(&entry) else { continue };
         let name = entry.display().to_string();
         if bytes.len() > 50 << 20 || ["bomb", "ratio", "grid"].iter().any(|b| name.contains(b)) {

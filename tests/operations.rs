@@ -129,7 +129,7 @@ fn the_scheduler_runs_new_files_once_and_stops_gracefully_on_sigterm() {
     };
     assert_eq!(record["trigger"], "new_file");
     assert!(record["error"].is_null(), "{record}");
-    assert_eq!(marts(dir.path()).len(), 10, "every mart published");
+    assert_eq!(marts(dir.path()).len(), common::declared_marts(), "every mart published");
     ok(dir.path(), &["schedule", "--once"]);
     assert_eq!(runs(), 1, "nothing new: nothing runs");
 
@@ -162,7 +162,7 @@ fn killed_runs_leave_published_marts_intact_and_the_next_run_converges() {
     seed_and_generate(dir.path(), "6000", "2024-01", "2");
     ok(dir.path(), &["run"]);
     let first = marts(dir.path());
-    assert_eq!(first.len(), 9);
+    assert_eq!(first.len(), common::declared_marts());
     // New extracts arrive; runs are killed at many points of ingest and build.
     ok(dir.path(), &["generate", "--rows", "6000", "--start", "2024-03", "--months", "2", "--seed", "7"]);
     for delay_ms in [30, 120, 300, 600, 1000, 1600, 2500, 4000] {
@@ -172,7 +172,7 @@ fn killed_runs_leave_published_marts_intact_and_the_next_run_converges() {
         child.wait().unwrap();
         // Whatever the moment, every published mart is a complete, readable Parquet file.
         let now = marts(dir.path());
-        assert_eq!(now.len(), 9, "killed after {delay_ms} ms");
+        assert_eq!(now.len(), common::declared_marts(), "killed after {delay_ms} ms");
     }
     let after_kills = ok(dir.path(), &["run"]);
     assert!(!after_kills.contains("failed"), "{after_kills}");

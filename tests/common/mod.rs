@@ -248,3 +248,12 @@ pub async fn build(ws: &Workspace, sql: &Path, select: Option<&str>) -> alliance
         .await
         .expect("build runs")
 }
+
+/// The marts declared in `sql/marts` (one `.sql` file each): what a full build publishes.
+pub fn declared_marts() -> usize {
+    std::fs::read_dir(repo().join("sql/marts"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        .count()
+}
