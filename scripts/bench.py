@@ -28,7 +28,8 @@ LANDING = os.path.join(ROOT, "landing")
 CSV = os.path.join(LANDING, "trusts/RAL/RAL_cancer_pathways_2024-01.csv")
 ALLIANCE = ["target/release/alliance", "--env", "bench"]
 DATE_COLS = ["Referral Date", "First Seen Date", "FDS Date", "DTT Date", "Treatment Date"]
-MARTS = ["mart_waits_by_group", "mart_early_diagnosis", "mart_backlog", "mart_independent_sector", "mart_activity_recovery"]
+# In dependency order: mart_independent_sector reads mart_activity_recovery.
+MARTS = ["mart_waits_by_group", "mart_early_diagnosis", "mart_backlog", "mart_activity_recovery", "mart_independent_sector"]
 SELECT = ",".join("+" + m for m in MARTS)
 
 
@@ -86,7 +87,8 @@ for ref in ['ref_lsoa_imd', 'ref_org_successors', 'ref_independent_sector']:
 con.execute({WILSON.format(side='lower', edge='0', bound='0.0', clamp='greatest', limit='0.0', sign='-')!r})
 con.execute({WILSON.format(side='upper', edge='n', bound='1.0', clamp='least', limit='1.0', sign='+')!r})
 sql = pathlib.Path('sql')
-con.execute("CREATE VIEW stg_trust_pathways AS " + (sql / 'staging/stg_trust_pathways.sql').read_text())
+for view in ['stg_trust_pathway_snapshots', 'stg_trust_pathways']:
+    con.execute("CREATE VIEW " + view + " AS " + (sql / 'staging' / (view + '.sql')).read_text())
 out = pathlib.Path('{ROOT}/duckdb_marts')
 out.mkdir(exist_ok=True)
 tests = {{m["model"]: m["tests"] for m in json.loads(pathlib.Path('{ROOT}/tests.json').read_text())}}

@@ -89,23 +89,36 @@ impl DataTest {
         }
     }
 
+    /// For a test that judges each row on its own (not_null, accepted_values, assert): the
+    /// condition a failing row meets. Such tests of one model are counted in one scan
+    /// ([`run_all`]).
+    fn failing_row_condition(&self) -> Option<String> {
+        match self {
+            DataTest::NotNull { columns } => {
+                let any_null: Vec<String> = columns.iter().map(|c| format!("{} IS NULL", quote(c))).collect();
+                Some(any_null.join(" OR "))
+            }
+            DataTest::AcceptedValues { column, values } => {
+                let list: Vec<String> = values.iter().map(|v| literal(v)).collect();
+                let c = quote(column);
+                Some(format!("{c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({})", list.join(", ")))
+            }
+            DataTest::Assert { condition, .. } => Some(format!("NOT coalesce(({condition}), false)")),
+            _ => None,
+        }
+    }
+
     /// The query returning failing rows of `table`.
     pub fn failing_rows_sql(&self, table: &str) -> String {
         let t = quote(table);
         match self {
-            DataTest::NotNull { columns } => {
-                let any_null: Vec<String> = columns.iter().map(|c| format!("{} IS NULL", quote(c))).collect();
-                format!("SELECT * FROM {t} WHERE {}", any_null.join(" OR "))
+            DataTest::NotNull { .. } | DataTest::AcceptedValues { .. } | DataTest::Assert { .. } => {
+                format!("SELECT * FROM {t} WHERE {}", self.failing_row_condition().unwrap_or_default())
             }
             DataTest::Unique { columns } => {
                 let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
                 let cols = cols.join(", ");
                 format!("SELECT {cols}, count(*) AS duplicates FROM {t} GROUP BY {cols} HAVING count(*) > 1")
-            }
-            DataTest::AcceptedValues { column, values } => {
-                let list: Vec<String> = values.iter().map(|v| literal(v)).collect();
-                let c = quote(column);
-                format!("SELECT * FROM {t} WHERE {c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({})", list.join(", "))
             }
             DataTest::Relationships { column, to, field } => {
                 let (c, f) = (quote(column), quote(field));
@@ -114,9 +127,6 @@ impl DataTest {
                      (SELECT 1 FROM {} r WHERE r.{f} = m.{c})",
                     quote(to)
                 )
-            }
-            DataTest::Assert { condition, .. } => {
-                format!("SELECT * FROM {t} WHERE NOT coalesce(({condition}), false)")
             }
             DataTest::RowCount { min, max } => {
                 let mut bounds = Vec::new();
@@ -135,11 +145,18 @@ impl DataTest {
 
     /// Runs the test against `table` registered in `ctx`.
     pub async fn run(&self, ctx: &SessionContext, model: &str, table: &str) -> Result<TestResult> {
-        let sql = self.failing_rows_sql(table);
         let context = format!("data test {} of {model}", self.name());
-        let df = ctx.sql(&sql).await.map_err(Error::datafusion(context.clone()))?;
+        let df = ctx.sql(&self.failing_rows_sql(table)).await.map_err(Error::datafusion(context.clone()))?;
         let failing = df.clone().count().await.map_err(Error::datafusion(context.clone()))? as u64;
+        self.result(ctx, model, table, failing).await
+    }
+
+    /// The result of the test given its count of failing rows: a failing test's sample rows
+    /// come from its own query.
+    async fn result(&self, ctx: &SessionContext, model: &str, table: &str, failing: u64) -> Result<TestResult> {
+        let context = format!("data test {} of {model}", self.name());
         let sample = if failing > 0 {
+            let df = ctx.sql(&self.failing_rows_sql(table)).await.map_err(Error::datafusion(context.clone()))?;
             let batches = df.limit(0, Some(5)).map_err(Error::datafusion(context.clone()))?;
             let batches = batches.collect().await.map_err(Error::datafusion(context))?;
             pretty_format_batches(&batches).map(|t| t.to_string()).unwrap_or_default()
@@ -154,6 +171,69 @@ impl DataTest {
             sample,
         })
     }
+}
+
+/// Runs every test of a model against `table`, in declaration order, with the same results as
+/// running each on its own ([`DataTest::run`]), but the tests that judge each row on its own
+/// (not_null, accepted_values, assert) and `row_count` are counted together in one scan of the
+/// table: on a large intermediate model each scan reads and decodes every row again. Should that
+/// combined query fail (a bad condition, say), each test runs on its own so that the error names
+/// its test.
+pub async fn run_all(tests: &[DataTest], ctx: &SessionContext, model: &str, table: &str) -> Result<Vec<TestResult>> {
+    let counted: Vec<usize> = (0..tests.len())
+        .filter(|&i| tests[i].failing_row_condition().is_some() || matches!(tests[i], DataTest::RowCount { .. }))
+        .collect();
+    let mut fused: Option<Vec<u64>> = None;
+    if counted.len() > 1 {
+        fused = fused_counts(tests, &counted, ctx, table).await.ok();
+    }
+    let mut results = Vec::with_capacity(tests.len());
+    for (i, test) in tests.iter().enumerate() {
+        let failing = fused.as_ref().and_then(|counts| counted.iter().position(|&c| c == i).map(|k| counts[k]));
+        results.push(match failing {
+            Some(failing) => test.result(ctx, model, table, failing).await?,
+            None => test.run(ctx, model, table).await?,
+        });
+    }
+    Ok(results)
+}
+
+/// Failing-row counts of the tests `counted` (row tests and row counts) in one query.
+async fn fused_counts(
+    tests: &[DataTest],
+    counted: &[usize],
+    ctx: &SessionContext,
+    table: &str,
+) -> datafusion::error::Result<Vec<u64>> {
+    let columns: Vec<String> = counted
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| match tests[i].failing_row_condition() {
+            Some(condition) => format!("sum(CASE WHEN {condition} THEN 1 ELSE 0 END) AS t{k}"),
+            None => format!("count(*) AS t{k}"),
+        })
+        .collect();
+    let sql = format!("SELECT {} FROM {}", columns.join(", "), quote(table));
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    let batch = batches.first().ok_or_else(|| datafusion::error::DataFusionError::Internal("no row".into()))?;
+    let mut counts = Vec::with_capacity(counted.len());
+    for (k, &i) in counted.iter().enumerate() {
+        let value = datafusion::arrow::compute::cast(batch.column(k), &datafusion::arrow::datatypes::DataType::Int64)?;
+        // A sum over no rows is NULL: nothing failed.
+        let value = value
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .filter(|a| datafusion::arrow::array::Array::is_valid(*a, 0))
+            .map_or(0, |a| a.value(0));
+        let value = u64::try_from(value).unwrap_or(0);
+        counts.push(match &tests[i] {
+            DataTest::RowCount { min, max } => {
+                u64::from(min.is_some_and(|m| value < m) || max.is_some_and(|m| value > m))
+            }
+            _ => value,
+        });
+    }
+    Ok(counts)
 }
 
 #[cfg(test)]
@@ -214,5 +294,45 @@ mod tests {
         let r = test.run(&ctx().await, "m", "m").await.unwrap();
         assert!(!r.passed);
         assert!(r.sample.contains("| B "), "{}", r.sample);
+    }
+
+    #[tokio::test]
+    async fn tests_counted_together_give_what_each_gives_alone() {
+        let ctx = ctx().await;
+        let tests = vec![
+            DataTest::NotNull { columns: vec!["org".into()] },
+            DataTest::Unique { columns: vec!["org".into(), "month".into()] },
+            DataTest::AcceptedValues { column: "org".into(), values: vec!["A".into()] },
+            DataTest::Assert { name: "within_le_total".into(), condition: "within <= total".into() },
+            DataTest::Assert { name: "always".into(), condition: "total > 0".into() },
+            DataTest::RowCount { min: Some(5), max: None },
+            DataTest::RowCount { min: Some(1), max: Some(4) },
+        ];
+        let together = run_all(&tests, &ctx, "m", "m").await.unwrap();
+        assert_eq!(together.len(), tests.len());
+        for (test, fused) in tests.iter().zip(&together) {
+            let alone = test.run(&ctx, "m", "m").await.unwrap();
+            assert_eq!(
+                (&fused.test, fused.passed, fused.failing_rows, &fused.sample),
+                (&alone.test, alone.passed, alone.failing_rows, &alone.sample)
+            );
+        }
+        assert_eq!(together.iter().map(|r| r.failing_rows).collect::<Vec<_>>(), vec![1, 1, 2, 1, 0, 1, 0]);
+        assert!(together[3].sample.contains("| B "), "{}", together[3].sample);
+
+        // Over no rows nothing fails but a minimum row count.
+        ctx.sql("create table empty as select * from m where false").await.unwrap();
+        let empty = run_all(&tests, &ctx, "empty", "empty").await.unwrap();
+        assert_eq!(empty.iter().map(|r| r.failing_rows).collect::<Vec<_>>(), vec![0, 0, 0, 0, 0, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_bad_condition_is_an_error_naming_its_test() {
+        let tests = vec![
+            DataTest::NotNull { columns: vec!["org".into()] },
+            DataTest::Assert { name: "no_such_column".into(), condition: "nonexistent > 0".into() },
+        ];
+        let err = run_all(&tests, &ctx().await, "m", "m").await.unwrap_err().to_string();
+        assert!(err.contains("no_such_column"), "{err}");
     }
 }

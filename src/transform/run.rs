@@ -111,10 +111,7 @@ pub async fn run_model(
             Some(rows)
         }
     };
-    let mut tests = Vec::with_capacity(m.spec.tests.len());
-    for test in &m.spec.tests {
-        tests.push(test.run(ctx, &m.name, &m.name).await?);
-    }
+    let tests = datatest::run_all(&m.spec.tests, ctx, &m.name, &m.name).await?;
     Ok(ModelOutcome { rows, tests, audit, staged })
 }
 
