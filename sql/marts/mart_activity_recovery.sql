@@ -1,20 +1,25 @@
 -- Monthly cancer activity of each trust as a percentage of the same calendar month of 2019:
 -- urgent referrals received (month of referral) and first treatments (month of treatment).
+-- int_pathways is read once (both measures from one scan); each month's 2019 baseline is taken
+-- from the small aggregate by a window over the trust, measure and calendar month.
 WITH activity AS (
-    SELECT 'referrals' AS measure, provider_code, referral_month AS month, count(*) AS activity
-    FROM int_pathways GROUP BY provider_code, referral_month
-    UNION ALL
-    SELECT 'first_treatments', provider_code, treatment_month, count(*)
-    FROM int_pathways WHERE treatment_month IS NOT NULL GROUP BY provider_code, treatment_month
+    SELECT m.measure, p.provider_code,
+           CASE m.measure WHEN 'referrals' THEN p.referral_month ELSE p.treatment_month END AS month,
+           count(*) AS activity
+    FROM int_pathways p
+    CROSS JOIN (VALUES ('referrals'), ('first_treatments')) AS m(measure)
+    WHERE m.measure = 'referrals' OR p.treatment_month IS NOT NULL
+    GROUP BY m.measure, p.provider_code, CASE m.measure WHEN 'referrals' THEN p.referral_month ELSE p.treatment_month END
 ),
-baseline AS (
-    SELECT measure, provider_code, extract(month FROM month) AS calendar_month, month AS baseline_month,
-           activity AS activity_2019
-    FROM activity WHERE extract(year FROM month) = 2019
+with_baseline AS (
+    SELECT measure, provider_code, month, activity,
+           max(CASE WHEN extract(year FROM month) = 2019 THEN month END)
+               OVER (PARTITION BY measure, provider_code, extract(month FROM month)) AS baseline_month,
+           max(CASE WHEN extract(year FROM month) = 2019 THEN activity END)
+               OVER (PARTITION BY measure, provider_code, extract(month FROM month)) AS activity_2019
+    FROM activity
 )
-SELECT a.measure, a.provider_code, a.month, CAST(a.activity AS DOUBLE) AS activity,
-       b.baseline_month, CAST(b.activity_2019 AS DOUBLE) AS activity_2019,
-       100.0 * a.activity / b.activity_2019 AS recovery_percent
-FROM activity a
-LEFT JOIN baseline b
-    ON b.measure = a.measure AND b.provider_code = a.provider_code AND b.calendar_month = extract(month FROM a.month)
+SELECT measure, provider_code, month, CAST(activity AS DOUBLE) AS activity,
+       baseline_month, CAST(activity_2019 AS DOUBLE) AS activity_2019,
+       100.0 * activity / activity_2019 AS recovery_percent
+FROM with_baseline

@@ -4,14 +4,19 @@
 -- modality and provider). The all-modality count is the trust's published first treatments of the
 -- month in mart_activity_recovery (already disclosure-controlled: where it is withheld there, it
 -- and the share of all first treatments are empty here), so this mart reveals nothing about it.
-WITH treatments AS (
-    SELECT treatment_month AS month, provider_code AS referring_trust, coalesce(treatment_modality, 'Unknown') AS modality,
-           treating_provider_code
+-- int_pathways is read once: first treatments are counted per treating provider, and a
+-- modality's total is the sum over its providers.
+WITH by_provider AS (
+    SELECT treatment_month AS month, provider_code AS referring_trust,
+           coalesce(treatment_modality, 'Unknown') AS modality, treating_provider_code,
+           count(*) AS treatments
     FROM int_pathways WHERE first_treatment_date IS NOT NULL
+    GROUP BY treatment_month, provider_code, coalesce(treatment_modality, 'Unknown'), treating_provider_code
 ),
-modality_treatments AS (
-    SELECT month, referring_trust, modality, CAST(count(*) AS DOUBLE) AS modality_first_treatments
-    FROM treatments GROUP BY month, referring_trust, modality
+with_modality AS (
+    SELECT month, referring_trust, modality, treating_provider_code, treatments,
+           sum(treatments) OVER (PARTITION BY month, referring_trust, modality) AS modality_first_treatments
+    FROM by_provider
 ),
 all_modalities AS (
     SELECT month, provider_code AS referring_trust, activity AS first_treatments_all_modalities
@@ -19,13 +24,11 @@ all_modalities AS (
 )
 SELECT t.month, t.referring_trust, t.modality, t.treating_provider_code AS independent_provider,
        i.name AS independent_provider_name, i.group_name,
-       CAST(count(*) AS DOUBLE) AS treatments, a.modality_first_treatments,
-       count(*) / a.modality_first_treatments AS share_of_modality_first_treatments,
+       CAST(t.treatments AS DOUBLE) AS treatments,
+       CAST(t.modality_first_treatments AS DOUBLE) AS modality_first_treatments,
+       t.treatments / CAST(t.modality_first_treatments AS DOUBLE) AS share_of_modality_first_treatments,
        m.first_treatments_all_modalities,
-       count(*) / m.first_treatments_all_modalities AS share_of_all_first_treatments
-FROM treatments t
+       t.treatments / m.first_treatments_all_modalities AS share_of_all_first_treatments
+FROM with_modality t
 JOIN ref_independent_sector i ON i.org_code = t.treating_provider_code
-JOIN modality_treatments a ON a.month = t.month AND a.referring_trust = t.referring_trust AND a.modality = t.modality
 LEFT JOIN all_modalities m ON m.month = t.month AND m.referring_trust = t.referring_trust
-GROUP BY t.month, t.referring_trust, t.modality, t.treating_provider_code, i.name, i.group_name,
-         a.modality_first_treatments, m.first_treatments_all_modalities
