@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::ingest::normalise::output_schema;
 use crate::storage::Store;
 use crate::transform::session::{self, TablesOnStore};
-use ballista::prelude::SessionContextExt;
+use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
@@ -26,7 +27,16 @@ pub async fn session(warehouse: &Store, pipelines: &[Pipeline], url: &str) -> Re
     let url_of_store = url::Url::parse(session::WAREHOUSE_URL).expect("static URL");
     local.register_object_store(&url_of_store, warehouse.object_store());
     let state = local.state();
-    let config = state.config().clone().with_extension(std::sync::Arc::new(TablesOnStore));
+    // Ballista 55's adaptive planner (on by default) re-plans a job whose stage produced no rows,
+    // or that reads a table with no files, without end: thousands of stages, the build hung
+    // (seen with mart_referral_activity's 2019 baseline when no 2019 month is loaded). The
+    // static distributed planner runs such jobs like any other.
+    let config = state
+        .config()
+        .clone()
+        .with_extension(std::sync::Arc::new(TablesOnStore))
+        .upgrade_for_ballista()
+        .with_ballista_adaptive_query_planner(false);
     let state = SessionStateBuilder::new_from_existing(state).with_config(config).build();
     let ctx = SessionContext::remote_with_state(&scheduler_url(url)?, state)
         .await
@@ -42,10 +52,20 @@ pub async fn session(warehouse: &Store, pipelines: &[Pipeline], url: &str) -> Re
             tracing::warn!(table = %p.table, "no data yet: models reading it cannot run on the Ballista engine");
             continue;
         }
-        session::register_parquet(&ctx, &p.table, &prefix, Some(&output_schema(p))).await?;
+        session::register_parquet(&ctx, &p.table, &prefix, Some(&every_column_nullable(&output_schema(p)))).await?;
     }
     tracing::info!(scheduler = %url, "models run on the Ballista cluster");
     Ok(ctx)
+}
+
+/// `schema` with every column nullable. Staging tables are declared with their contract's
+/// non-null columns; on the cluster a plan that reaches the executors through Ballista's static
+/// planner can keep a column of the null-padded side of an outer join non-nullable (seen with
+/// `ref_operational_standards.effective_from` in mart_cwt_performance's LEFT JOIN: "declared as
+/// non-nullable but contains null values"). Declaring every column nullable changes no value.
+fn every_column_nullable(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    std::sync::Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// `df://host[:port]` as the scheduler URL Ballista connects to.
