@@ -1,15 +1,19 @@
 -- Monthly cancer activity of each trust as a percentage of the same calendar month of 2019:
 -- urgent referrals received (month of referral) and first treatments (month of treatment).
--- int_pathways is read once (both measures from one scan); each month's 2019 baseline is taken
--- from the small aggregate by a window over the trust, measure and calendar month.
-WITH activity AS (
-    SELECT m.measure, p.provider_code,
-           CASE m.measure WHEN 'referrals' THEN p.referral_month ELSE p.treatment_month END AS month,
-           count(*) AS activity
-    FROM int_pathways p
-    CROSS JOIN (VALUES ('referrals'), ('first_treatments')) AS m(measure)
-    WHERE m.measure = 'referrals' OR p.treatment_month IS NOT NULL
-    GROUP BY m.measure, p.provider_code, CASE m.measure WHEN 'referrals' THEN p.referral_month ELSE p.treatment_month END
+-- int_pathways is read once (each pathway unnested into its two measures); each month's 2019
+-- baseline is taken from the small aggregate by a window over the trust, measure and calendar
+-- month.
+WITH per_pathway AS (
+    SELECT provider_code,
+           unnest(['referrals', 'first_treatments']) AS measure,
+           unnest([referral_month, treatment_month]) AS month
+    FROM int_pathways
+),
+activity AS (
+    SELECT measure, provider_code, month, count(*) AS activity
+    FROM per_pathway
+    WHERE measure = 'referrals' OR month IS NOT NULL
+    GROUP BY measure, provider_code, month
 ),
 with_baseline AS (
     SELECT measure, provider_code, month, activity,

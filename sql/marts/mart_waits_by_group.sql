@@ -1,33 +1,26 @@
 -- 28-day FDS and 62-day performance of each alliance's residents by IMD 2019 quintile and by
 -- ethnicity group, per quarter (the quarter the clock stopped). Only pathways measured against a
 -- standard by the national rules count (int_pathways: FDS excludes consultant upgrades).
--- int_pathways is read once: each pathway is paired with the two standards and the two
--- dimensions by joins on constant lists (DataFusion inlines a CTE where it is used, so a UNION
--- over a CTE would scan the 20-million-row model once per branch).
+-- int_pathways is read once: each pathway row is unnested into its two standards, then each
+-- clock stop into its two dimensions (DataFusion inlines a CTE where it is used, so UNIONs over
+-- a CTE would scan the 20-million-row model once per branch; a cross join with a constant list
+-- builds on the large side and emits one batch per row).
 WITH stops AS (
-    SELECT alliance, quarter, standard, imd_quintile, ethnicity_group, within
-    FROM (
-        SELECT p.alliance, s.standard, p.imd_quintile, p.ethnicity_group,
-               CASE s.standard
-                   WHEN '28-day FDS' THEN CAST(date_trunc('quarter', p.fds_date) AS DATE)
-                   ELSE CAST(date_trunc('quarter', p.first_treatment_date) AS DATE)
-               END AS quarter,
-               CASE s.standard WHEN '28-day FDS' THEN p.fds_within ELSE p.within_62 END AS within
-        FROM int_pathways p
-        CROSS JOIN (VALUES ('28-day FDS'), ('62-day Combined')) AS s(standard)
-        WHERE p.alliance IS NOT NULL AND (p.fds_within IS NOT NULL OR p.within_62 IS NOT NULL)
-    )
-    WHERE within IS NOT NULL
+    SELECT alliance, imd_quintile, ethnicity_group,
+           unnest(['28-day FDS', '62-day Combined']) AS standard,
+           unnest([CAST(date_trunc('quarter', fds_date) AS DATE),
+                   CAST(date_trunc('quarter', first_treatment_date) AS DATE)]) AS quarter,
+           unnest([fds_within, within_62]) AS within
+    FROM int_pathways
+    WHERE alliance IS NOT NULL AND (fds_within IS NOT NULL OR within_62 IS NOT NULL)
 ),
 by_group AS (
-    SELECT alliance, quarter, standard, d.dimension,
-           CASE d.dimension
-               WHEN 'imd_quintile' THEN coalesce(CAST(imd_quintile AS VARCHAR), 'Unknown')
-               ELSE ethnicity_group
-           END AS group_value,
+    SELECT alliance, quarter, standard,
+           unnest(['imd_quintile', 'ethnicity_group']) AS dimension,
+           unnest([coalesce(CAST(imd_quintile AS VARCHAR), 'Unknown'), ethnicity_group]) AS group_value,
            within
     FROM stops
-    CROSS JOIN (VALUES ('imd_quintile'), ('ethnicity_group')) AS d(dimension)
+    WHERE within IS NOT NULL
 ),
 counted AS (
     SELECT alliance, quarter, standard, dimension, group_value,

@@ -1,15 +1,18 @@
 -- One row per pathway, as its latest snapshot reports it: the merge of the trusts' monthly PTL
 -- snapshots (load mode `merge`, keyed on the pipeline's unique_key, pathway_id within the trust
 -- that sent it, ordered by its unique_order, the extract month). A pathway reported by several
--- snapshots is one pathway and the latest snapshot's values win; ties (two files of one month,
--- which ingest already keeps apart) go to the later file, then the later row.
-SELECT * EXCLUDE (snapshot_rank)
-FROM (
-    SELECT s.*,
-           row_number() OVER (
-               PARTITION BY s.extract_provider, s.pathway_id
-               ORDER BY s.extract_month DESC, s._source_file DESC, s._source_row DESC
-           ) AS snapshot_rank
-    FROM stg_trust_pathway_snapshots s
+-- snapshots is one pathway and the latest snapshot's values win. Ingest keeps one row per
+-- pathway in each trust's snapshot of a month (a repeat within a month, from the same file or
+-- another, is quarantined), so the latest month identifies the row. Only the pathways that
+-- several snapshots report are looked up; the rest pass through as they are.
+WITH reported_again AS (
+    SELECT extract_provider, pathway_id, max(extract_month) AS latest_month
+    FROM stg_trust_pathway_snapshots
+    GROUP BY extract_provider, pathway_id
+    HAVING count(*) > 1
 )
-WHERE snapshot_rank = 1
+SELECT s.*
+FROM reported_again r
+RIGHT JOIN stg_trust_pathway_snapshots s
+  ON r.extract_provider = s.extract_provider AND r.pathway_id = s.pathway_id
+WHERE r.latest_month IS NULL OR s.extract_month = r.latest_month
