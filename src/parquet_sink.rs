@@ -139,12 +139,19 @@ impl ParquetSink {
     }
 
     async fn write_inner(&mut self, batch: &RecordBatch) -> Result<()> {
-        let same_types = batch.num_columns() == self.schema.fields().len()
-            && batch.columns().iter().zip(self.schema.fields()).all(|(c, f)| c.data_type() == f.data_type());
-        if !same_types {
-            return Err(Error::parquet(format!("writing {}", self.shown))(ParquetError::General(
-                "batch column types differ from the file's schema".into(),
-            )));
+        let differing = match batch.num_columns() == self.schema.fields().len() {
+            false => Some(format!("{} columns, the file has {}", batch.num_columns(), self.schema.fields().len())),
+            true => batch
+                .columns()
+                .iter()
+                .zip(self.schema.fields())
+                .find(|(c, f)| c.data_type() != f.data_type())
+                .map(|(c, f)| format!("column {} is {}, the file's is {}", f.name(), c.data_type(), f.data_type())),
+        };
+        if let Some(differing) = differing {
+            return Err(Error::parquet(format!("writing {}", self.shown))(ParquetError::General(format!(
+                "batch column types differ from the file's schema: {differing}"
+            ))));
         }
         self.rows += batch.num_rows() as u64;
         let mut offset = 0;

@@ -71,13 +71,14 @@ pub async fn run_model(
         }
         Layer::Intermediate => {
             let path = publish::staged_model_path(&m.name, run_id);
-            let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+            let schema = session::plain_strings(&std::sync::Arc::new(df.schema().as_arrow().clone()));
             let mut stream = df.execute_stream().await.map_err(Error::datafusion(context("running")))?;
             let threads = crate::ingest::parallel::default_workers();
             let mut sink =
                 crate::parquet_sink::ParquetSink::open(warehouse, &path, schema.clone(), props.clone(), threads)?;
             while let Some(batch) = stream.next().await {
-                sink.write(&batch.map_err(Error::datafusion(context("running")))?).await?;
+                let batch = batch.map_err(Error::datafusion(context("running")))?;
+                sink.write(&session::plain_batch(batch).map_err(Error::arrow(context("casting")))?).await?;
             }
             let written = sink.close_written().await?;
             session::register_parquet(ctx, &m.name, &path, Some(&schema)).await?;
@@ -86,8 +87,11 @@ pub async fn run_model(
             Some(rows)
         }
         Layer::Mart => {
-            let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+            let schema = session::plain_strings(&std::sync::Arc::new(df.schema().as_arrow().clone()));
             let batches: Vec<RecordBatch> = df.collect().await.map_err(Error::datafusion(context("running")))?;
+            let batches = batches.into_iter().map(session::plain_batch);
+            let batches =
+                batches.collect::<std::result::Result<Vec<_>, _>>().map_err(Error::arrow(context("casting")))?;
             let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
             let batches = vec![fixed_order(&schema, &batches).map_err(Error::arrow(context("ordering")))?];
             let (schema, batches) = match &m.spec.disclosure {
