@@ -11,7 +11,9 @@
    model's data tests run with the very SQL alliance runs (`alliance validate --json`), and the
    marts written to Parquet; and, for reference, DuckDB doing less: int_pathways only in memory
    and untested;
-4. no-op: `alliance run` again on unchanged landing files.
+4. no-op: `alliance run` again on unchanged landing files; then the same over 1,000 more
+   landing files (the GP-practice cervical screening file cut into 1,000 files of 7 or 8
+   practices each, all ingested once first).
 
 Wall time and peak RSS are measured per process with wait4(2); ratios are against alliance."""
 
@@ -115,6 +117,23 @@ def table(title, results, rows, size_mb):
         print(f"{name:<34}{secs:>9.2f}{rows / secs:>14,.0f}{size_mb / secs:>9.1f}{rss:>14.0f}{secs / base:>12.2f}")
 
 
+def many_landing_files(count):
+    """Cuts the seeded GP-practice cervical screening file into `count` landing files (the same
+    pipeline's glob); returns how many landing files there are in all."""
+    folder = os.path.join(LANDING, "screening/ohid")
+    whole = os.path.join(folder, "cervicaldec2017.csv")
+    with open(whole, "rb") as f:
+        header, *lines = f.read().splitlines(keepends=True)
+    for name in os.listdir(folder):
+        if name.startswith("cervicaldec2017_part"):
+            os.remove(os.path.join(folder, name))
+    for i in range(count):
+        part = lines[i * len(lines) // count:(i + 1) * len(lines) // count]
+        with open(os.path.join(folder, f"cervicaldec2017_part{i:04}.csv"), "wb") as f:
+            f.write(header + b"".join(part))
+    return sum(len(files) for _, _, files in os.walk(LANDING))
+
+
 def main():
     os.makedirs(ROOT, exist_ok=True)
     # A throw-away key for synthetic data when the caller has none (make exports the local key).
@@ -148,6 +167,10 @@ def main():
     run("alliance first run", ALLIANCE + ["run"])
     noop, _ = run("alliance no-op", ALLIANCE + ["run"])
     print(f"\n3. no-op re-run (`alliance run`, nothing new): {noop:.2f} s")
+    files = many_landing_files(1000)
+    run("alliance ingest of the 1,000 files", ALLIANCE + ["run"])
+    noop_many, _ = run("alliance no-op over 1,000 files", ALLIANCE + ["run"])
+    print(f"   the same with {files:,} landing files: {noop_many:.2f} s")
     e2e = ingest[0][1] + marts[0][1]
     duck = ingest[1][1] + marts[1][1]
     print(f"\nend to end (ingest + marts): alliance {e2e:.1f} s, duckdb {duck:.1f} s, duckdb/alliance {duck / e2e:.2f}")

@@ -289,32 +289,7 @@ async fn old_era_commissioner_sheets_are_read_whole() {
 
 /// A provider extract in the published shape holding one FDS row of R1H for `period`.
 fn one_row_extract(period: &str, figures: [f64; 3]) -> Vec<u8> {
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet().set_name("CWT CRS Provider Extract").unwrap();
-    let header = [
-        "PERIOD",
-        "YEAR",
-        "MONTH",
-        "STANDARD",
-        "ORG CODE",
-        "STAGE/ROUTE",
-        "TREATMENT MODALITY",
-        "CANCER TYPE",
-        "TOTAL TREATED",
-        "WITHIN STANDARD",
-        "BREACHES",
-    ];
-    for (c, h) in header.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h).unwrap();
-    }
-    let row = [period, "2023/24", "NOV", "28-day FDS", "R1H", "URGENT SUSPECTED CANCER", "", "Suspected breast cancer"];
-    for (c, v) in row.iter().enumerate() {
-        sheet.write_string(1, c as u16, *v).unwrap();
-    }
-    for (c, v) in figures.iter().enumerate() {
-        sheet.write_number(1, (8 + c) as u16, *v).unwrap();
-    }
-    workbook.save_to_buffer().unwrap()
+    common::one_row_provider_extract(period, "2023/24", "NOV", "Suspected breast cancer", figures)
 }
 
 /// The month's source chosen by `sql/staging/stg_cwt_month_source.sql`, over the staging tables.

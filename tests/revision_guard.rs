@@ -30,32 +30,7 @@ async fn april(ws: &Workspace) -> (usize, f64) {
 
 /// A provider extract holding one row of April 2023, in the published shape.
 fn one_row_revision() -> Vec<u8> {
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet().set_name("CWT CRS Provider Extract").unwrap();
-    let header = [
-        "PERIOD",
-        "YEAR",
-        "MONTH",
-        "STANDARD",
-        "ORG CODE",
-        "STAGE/ROUTE",
-        "TREATMENT MODALITY",
-        "CANCER TYPE",
-        "TOTAL TREATED",
-        "WITHIN STANDARD",
-        "BREACHES",
-    ];
-    for (c, h) in header.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h).unwrap();
-    }
-    let row = ["2023-04-01", "2023/24", "APR", "28-day FDS", "R1H", "URGENT SUSPECTED CANCER", "", "Breast"];
-    for (c, v) in row.iter().enumerate() {
-        sheet.write_string(1, c as u16, *v).unwrap();
-    }
-    for (c, v) in [200.0, 150.0, 50.0].iter().enumerate() {
-        sheet.write_number(1, (8 + c) as u16, *v).unwrap();
-    }
-    workbook.save_to_buffer().unwrap()
+    common::one_row_provider_extract("2023-04-01", "2023/24", "APR", "Breast", [200.0, 150.0, 50.0])
 }
 
 async fn ingest(ws: &Workspace, accept: &[&str]) -> Vec<alliance_warehouse::ingest::PipelineReport> {

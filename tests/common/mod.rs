@@ -257,3 +257,41 @@ pub fn declared_marts() -> usize {
         .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
         .count()
 }
+
+/// A CWT CRS provider extract workbook of one row, in NHS England's published shape: R1H's urgent
+/// suspected cancer referrals against the 28-day FDS standard for `period` (`YYYY-MM-01`), with
+/// `[total treated, within standard, breaches]`.
+pub fn one_row_provider_extract(
+    period: &str,
+    year: &str,
+    month: &str,
+    cancer_type: &str,
+    figures: [f64; 3],
+) -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet().set_name("CWT CRS Provider Extract").unwrap();
+    let header = [
+        "PERIOD",
+        "YEAR",
+        "MONTH",
+        "STANDARD",
+        "ORG CODE",
+        "STAGE/ROUTE",
+        "TREATMENT MODALITY",
+        "CANCER TYPE",
+        "TOTAL TREATED",
+        "WITHIN STANDARD",
+        "BREACHES",
+    ];
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let row = [period, year, month, "28-day FDS", "R1H", "URGENT SUSPECTED CANCER", "", cancer_type];
+    for (c, v) in row.iter().enumerate() {
+        sheet.write_string(1, c as u16, *v).unwrap();
+    }
+    for (c, v) in figures.iter().enumerate() {
+        sheet.write_number(1, (8 + c) as u16, *v).unwrap();
+    }
+    workbook.save_to_buffer().unwrap()
+}
