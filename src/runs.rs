@@ -7,11 +7,13 @@ use crate::storage::Store;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A new run id: UTC timestamp plus random suffix, sortable by start time.
+/// A new run id: UTC timestamp to the millisecond plus a random suffix, sortable by start time
+/// (`20261201T014630123Z-1a2b3c4d`). Milliseconds, because two builds can start within one second
+/// and the history of a mart is listed in run-id order.
 pub fn new_run_id() -> String {
     let now = Utc::now();
     let nanos = now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(13);
-    format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), nanos)
+    format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S%3fZ"), nanos)
 }
 
 /// The record of one run.
@@ -51,5 +53,17 @@ impl RunRecord {
 
     pub fn pipelines_json(reports: &[PipelineReport]) -> serde_json::Value {
         serde_json::to_value(reports).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_started_within_one_second_sort_by_start() {
+        let first = super::new_run_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = super::new_run_id();
+        assert!(first < second, "{first} {second}");
+        assert_eq!(first.len(), "20261201T014630123Z-1a2b3c4d".len());
     }
 }
