@@ -16,7 +16,7 @@ use crate::ingest::normalise::output_schema;
 use crate::storage::Store;
 use crate::transform::session::{self, TablesOnStore};
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
@@ -64,8 +64,7 @@ pub async fn session(warehouse: &Store, pipelines: &[Pipeline], url: &str) -> Re
 /// `ref_operational_standards.effective_from` in mart_cwt_performance's LEFT JOIN: "declared as
 /// non-nullable but contains null values"). Declaring every column nullable changes no value.
 fn every_column_nullable(schema: &SchemaRef) -> SchemaRef {
-    let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-    std::sync::Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    session::map_fields(schema, |f| f.clone().with_nullable(true))
 }
 
 /// `df://host[:port]` as the scheduler URL Ballista connects to.

@@ -33,8 +33,7 @@ use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::options::ParquetReadOptions;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::prelude::DataFrame;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -139,7 +138,7 @@ pub async fn session(warehouse: &Store, pipelines: &[Pipeline]) -> Result<Sessio
 /// Makes `ctx` read the strings of Parquet tables as Arrow string views (a build's session):
 /// joins, repartitions and aggregates then move 16-byte views instead of copying every string
 /// (on 20M pathways `int_pathways` took 39 s with plain strings, 32 s with views, in DataFusion
-/// 55). What a model returns is cast back to plain strings ([`plain_strings`]) before it is
+/// 55). What a model returns is cast back to plain strings ([`plain_batch`]) before it is
 /// written, audited or tested, so published files and their schemas do not change. Sessions
 /// that answer analysts keep plain strings: their results go to clients over Flight SQL.
 pub fn read_strings_as_views(ctx: &SessionContext) {
@@ -150,30 +149,26 @@ fn reads_strings_as_views(ctx: &SessionContext) -> bool {
     ctx.state_ref().read().config().options().execution.parquet.schema_force_view_types
 }
 
+/// `schema` with each field replaced by `f(field)`, its metadata kept.
+pub fn map_fields(schema: &SchemaRef, f: impl Fn(&Field) -> Field) -> SchemaRef {
+    let fields: Vec<Field> = schema.fields().iter().map(|field| f(field)).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// `schema` with string views for plain strings.
 fn with_string_views(schema: &SchemaRef) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    map_fields(schema, |f| match f.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 => f.clone().with_data_type(DataType::Utf8View),
+        _ => f.clone(),
+    })
 }
 
 /// `schema` with plain strings for string views: the schema a model's output is written with.
 pub fn plain_strings(schema: &SchemaRef) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    map_fields(schema, |f| match f.data_type() {
+        DataType::Utf8View => f.clone().with_data_type(DataType::Utf8),
+        _ => f.clone(),
+    })
 }
 
 /// `batch` with its string views cast to plain strings (the schema [`plain_strings`] gives).
