@@ -156,6 +156,56 @@ async fn a_broken_model_skips_its_downstream_and_others_still_publish() {
     assert!(error.contains("no_such_column"), "{error}");
 }
 
+/// An intermediate model's row, row-count and unique tests are judged on its rows as they are
+/// written: a failure must still be found, counted as the SQL test counts it, sampled, and keep
+/// the model unpublished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intermediate_model_failing_tests_judged_while_written_is_not_promoted() {
+    let ws = Workspace::local();
+    load_reference(&ws).await;
+    let sql = ws.dir.path().join("sql");
+    project(&sql, "SELECT alliance, count(*) AS trusts FROM stg_trusts GROUP BY alliance");
+    std::fs::create_dir_all(sql.join("intermediate")).unwrap();
+    // Every North East London trust twice.
+    std::fs::write(
+        sql.join("intermediate/int_trusts.sql"),
+        "SELECT org_code, alliance FROM stg_trusts \
+         UNION ALL SELECT org_code, alliance FROM stg_trusts WHERE alliance = 'North East London'",
+    )
+    .unwrap();
+    std::fs::write(
+        sql.join("intermediate/int_trusts.toml"),
+        "description = \"trusts, some twice\"\n\
+         [[tests]]\nkind = \"unique\"\ncolumns = [\"org_code\"]\n\
+         [[tests]]\nkind = \"not_null\"\ncolumns = [\"org_code\", \"alliance\"]\n\
+         [[tests]]\nkind = \"assert\"\nname = \"not_north_central\"\ncondition = \"alliance <> 'North Central London'\"\n\
+         [[tests]]\nkind = \"row_count\"\nmax = 1\n",
+    )
+    .unwrap();
+    std::fs::write(sql.join("marts/mart_on_trusts.sql"), "SELECT count(*) AS n FROM int_trusts").unwrap();
+    let report = build(&ws, &sql, None).await;
+    let model = |name: &str| report.models.iter().find(|m| m.model == name).unwrap();
+    // The oracle: trusts per alliance counted by a mart, by SQL.
+    assert_eq!(model("mart_trust_count").status, ModelStatus::Ok);
+    let counts = mart(&ws, "mart_trust_count").await;
+    let trusts = |alliance: &str| -> u64 {
+        let b = &counts[0];
+        let i = (0..b.num_rows()).find(|&i| text(b, "alliance", i).as_deref() == Some(alliance)).unwrap();
+        text(b, "trusts", i).unwrap().parse().unwrap()
+    };
+    let (nel, ncl) = (trusts("North East London"), trusts("North Central London"));
+    assert!(nel > 0 && ncl > 0);
+
+    let int = model("int_trusts");
+    assert_eq!(int.status, ModelStatus::TestsFailed);
+    let failing: Vec<(bool, u64)> = int.tests.iter().map(|t| (t.passed, t.failing_rows)).collect();
+    assert_eq!(failing, vec![(false, nel), (true, 0), (false, ncl), (false, 1)]);
+    assert!(int.tests[0].sample.contains("duplicates"), "{}", int.tests[0].sample);
+    assert!(int.tests[2].sample.contains("North Central London"), "{}", int.tests[2].sample);
+    assert_ne!(model("mart_on_trusts").status, ModelStatus::Ok);
+    assert!(ws.stores.warehouse.get("models/int_trusts/data.parquet").await.is_err(), "not promoted");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mart_builds_on_generated_data_and_disclosure_leaves_nothing_recoverable() {
     let ws = Workspace::local();

@@ -1,8 +1,10 @@
 //! Running one model: plan its SQL, materialise it where it will be audited, run its data tests.
 //!
 //! - A staging model becomes a view of the session.
-//! - An intermediate model is streamed to `models/<model>/_staging/<run_id>.parquet` and read
-//!   from there by its tests; the caller promotes it ([`super::publish::promote_model`]) only if
+//! - An intermediate model is streamed to `models/<model>/_staging/<run_id>.parquet`; its row,
+//!   row-count and unique tests are judged on the rows as they are written
+//!   ([`datatest::streamed`]), the others read it from there, as does a failing test for its
+//!   sample rows; the caller promotes it ([`super::publish::promote_model`]) only if
 //!   they pass.
 //! - A mart is computed in a fixed row order, passed through disclosure control when declared,
 //!   written to `marts/_staging/<mart>/<run_id>.parquet` and registered in memory (on a
@@ -64,6 +66,8 @@ pub async fn run_model(
     let df = ctx.sql(&m.sql).await.map_err(Error::datafusion(context("planning")))?;
     let mut audit = None;
     let mut staged = None;
+    // Failing-row counts of tests judged on the rows as they were written (intermediate models).
+    let mut known = std::collections::HashMap::new();
     let rows = match m.layer {
         Layer::Staging => {
             ctx.register_table(m.name.as_str(), df.into_view()).map_err(Error::datafusion(context("registering")))?;
@@ -76,11 +80,18 @@ pub async fn run_model(
             let threads = crate::ingest::parallel::default_workers();
             let mut sink =
                 crate::parquet_sink::ParquetSink::open(warehouse, &path, schema.clone(), props.clone(), threads)?;
+            let mut judged = datatest::streamed::StreamedTests::plan(&m.spec.tests, ctx, &schema);
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(Error::datafusion(context("running")))?;
-                sink.write(&session::plain_batch(batch).map_err(Error::arrow(context("casting")))?).await?;
+                let batch = session::plain_batch(batch).map_err(Error::arrow(context("casting")))?;
+                judged.observe(&batch);
+                sink.write(&batch).await?;
             }
             let written = sink.close_written().await?;
+            // Sorting the key hashes of a large model takes a while: off the async workers. (Should
+            // that task fail, nothing is known and every test runs as SQL.)
+            let tests = m.spec.tests.clone();
+            known = tokio::task::spawn_blocking(move || judged.finish(&tests)).await.unwrap_or_default();
             session::register_parquet(ctx, &m.name, &path, Some(&schema)).await?;
             let rows = written.rows;
             staged = Some(written);
@@ -115,7 +126,7 @@ pub async fn run_model(
             Some(rows)
         }
     };
-    let tests = datatest::run_all(&m.spec.tests, ctx, &m.name, &m.name).await?;
+    let tests = datatest::run_all(&m.spec.tests, &known, ctx, &m.name, &m.name).await?;
     Ok(ModelOutcome { rows, tests, audit, staged })
 }
 

@@ -35,6 +35,9 @@ use crate::error::{Error, Result};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+pub mod streamed;
 
 /// One declared data test.
 #[derive(Debug, Clone, Deserialize)]
@@ -174,13 +177,21 @@ impl DataTest {
 }
 
 /// Runs every test of a model against `table`, in declaration order, with the same results as
-/// running each on its own ([`DataTest::run`]), but the tests that judge each row on its own
-/// (not_null, accepted_values, assert) and `row_count` are counted together in one scan of the
-/// table: on a large intermediate model each scan reads and decodes every row again. Should that
-/// combined query fail (a bad condition, say), each test runs on its own so that the error names
-/// its test.
-pub async fn run_all(tests: &[DataTest], ctx: &SessionContext, model: &str, table: &str) -> Result<Vec<TestResult>> {
+/// running each on its own ([`DataTest::run`]), but without scanning the table once per test:
+/// - `known` holds failing-row counts already found (by test index), on the rows as they were
+///   written ([`streamed::StreamedTests`]); those tests only read the table to sample a failure;
+/// - of the others, the tests that judge each row on its own (not_null, accepted_values, assert)
+///   and `row_count` are counted together in one scan. Should that combined query fail (a bad
+///   condition, say), each test runs on its own so that the error names its test.
+pub async fn run_all(
+    tests: &[DataTest],
+    known: &HashMap<usize, u64>,
+    ctx: &SessionContext,
+    model: &str,
+    table: &str,
+) -> Result<Vec<TestResult>> {
     let counted: Vec<usize> = (0..tests.len())
+        .filter(|i| !known.contains_key(i))
         .filter(|&i| tests[i].failing_row_condition().is_some() || matches!(tests[i], DataTest::RowCount { .. }))
         .collect();
     let mut fused: Option<Vec<u64>> = None;
@@ -189,7 +200,10 @@ pub async fn run_all(tests: &[DataTest], ctx: &SessionContext, model: &str, tabl
     }
     let mut results = Vec::with_capacity(tests.len());
     for (i, test) in tests.iter().enumerate() {
-        let failing = fused.as_ref().and_then(|counts| counted.iter().position(|&c| c == i).map(|k| counts[k]));
+        let failing = known
+            .get(&i)
+            .copied()
+            .or_else(|| fused.as_ref().and_then(|counts| counted.iter().position(|&c| c == i).map(|k| counts[k])));
         results.push(match failing {
             Some(failing) => test.result(ctx, model, table, failing).await?,
             None => test.run(ctx, model, table).await?,
@@ -308,7 +322,7 @@ mod tests {
             DataTest::RowCount { min: Some(5), max: None },
             DataTest::RowCount { min: Some(1), max: Some(4) },
         ];
-        let together = run_all(&tests, &ctx, "m", "m").await.unwrap();
+        let together = run_all(&tests, &HashMap::new(), &ctx, "m", "m").await.unwrap();
         assert_eq!(together.len(), tests.len());
         for (test, fused) in tests.iter().zip(&together) {
             let alone = test.run(&ctx, "m", "m").await.unwrap();
@@ -322,7 +336,7 @@ mod tests {
 
         // Over no rows nothing fails but a minimum row count.
         ctx.sql("create table empty as select * from m where false").await.unwrap();
-        let empty = run_all(&tests, &ctx, "empty", "empty").await.unwrap();
+        let empty = run_all(&tests, &HashMap::new(), &ctx, "empty", "empty").await.unwrap();
         assert_eq!(empty.iter().map(|r| r.failing_rows).collect::<Vec<_>>(), vec![0, 0, 0, 0, 0, 1, 1]);
     }
 
@@ -332,7 +346,7 @@ mod tests {
             DataTest::NotNull { columns: vec!["org".into()] },
             DataTest::Assert { name: "no_such_column".into(), condition: "nonexistent > 0".into() },
         ];
-        let err = run_all(&tests, &ctx().await, "m", "m").await.unwrap_err().to_string();
+        let err = run_all(&tests, &HashMap::new(), &ctx().await, "m", "m").await.unwrap_err().to_string();
         assert!(err.contains("no_such_column"), "{err}");
     }
 }
