@@ -15,6 +15,8 @@ const GROUPS: &[(&str, &[&str])] = &[
         "ALLIANCE_CODE_MODELS",
         &[
             "src/transform/mod.rs",
+            "src/transform/run.rs",
+            "src/transform/datatest",
             "src/transform/session.rs",
             "src/parquet_sink.rs",
             "src/parquet_dictionary.rs",
