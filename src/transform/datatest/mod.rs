@@ -1,6 +1,8 @@
 //! Data tests declared beside a model (`[[tests]]` in its `.toml`). Each compiles to a query that
 //! returns the failing rows; a test passes when that query returns none. A failure names the
-//! model, the test and up to five sample rows.
+//! model, the test and up to five sample rows. Of an intermediate model, the row, row-count and
+//! unique tests are judged on the rows as they are written ([`streamed`]), with the same results;
+//! the others, and the samples of a failure, query the staged object.
 //!
 //! ```toml
 //! [[tests]]
