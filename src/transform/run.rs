@@ -90,8 +90,7 @@ pub async fn run_model(
             let written = sink.close_written().await?;
             // Sorting the key hashes of a large model takes a while: off the async workers. (Should
             // that task fail, nothing is known and every test runs as SQL.)
-            let tests = m.spec.tests.clone();
-            known = tokio::task::spawn_blocking(move || judged.finish(&tests)).await.unwrap_or_default();
+            known = tokio::task::spawn_blocking(move || judged.finish()).await.unwrap_or_default();
             session::register_parquet(ctx, &m.name, &path, Some(&schema)).await?;
             let rows = written.rows;
             staged = Some(written);

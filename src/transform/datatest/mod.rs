@@ -214,6 +214,12 @@ pub async fn run_all(
     Ok(results)
 }
 
+/// The failing-row count of a `row_count` test with bounds `min`, `max` over `rows` rows: 1 when
+/// outside them, else 0.
+fn row_count_failing(min: Option<u64>, max: Option<u64>, rows: u64) -> u64 {
+    u64::from(min.is_some_and(|m| rows < m) || max.is_some_and(|m| rows > m))
+}
+
 /// Failing-row counts of the tests `counted` (row tests and row counts) in one query.
 async fn fused_counts(
     tests: &[DataTest],
@@ -243,9 +249,7 @@ async fn fused_counts(
             .map_or(0, |a| a.value(0));
         let value = u64::try_from(value).unwrap_or(0);
         counts.push(match &tests[i] {
-            DataTest::RowCount { min, max } => {
-                u64::from(min.is_some_and(|m| value < m) || max.is_some_and(|m| value > m))
-            }
+            DataTest::RowCount { min, max } => row_count_failing(*min, *max, value),
             _ => value,
         });
     }

@@ -17,7 +17,7 @@
 //!
 //! A failing count found here is still reported with sample rows from the staged object.
 
-use super::DataTest;
+use super::{row_count_failing, DataTest};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::hash_utils::{create_hashes, QualityRandomState};
@@ -52,7 +52,8 @@ struct UniqueTest {
 /// The tests of one model being judged on its rows as they stream past; see the module docs.
 pub struct StreamedTests {
     row_tests: Vec<RowTest>,
-    row_counts: Vec<usize>,
+    /// Row-count tests: index and bounds (min, max).
+    row_counts: Vec<(usize, Option<u64>, Option<u64>)>,
     unique: Vec<UniqueTest>,
     rows: u64,
 }
@@ -65,7 +66,7 @@ impl StreamedTests {
         let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else { return streamed };
         for (i, test) in tests.iter().enumerate() {
             match test {
-                DataTest::RowCount { .. } => streamed.row_counts.push(i),
+                DataTest::RowCount { min, max } => streamed.row_counts.push((i, *min, *max)),
                 DataTest::Unique { columns } => {
                     let indices: Option<Vec<usize>> = columns.iter().map(|c| schema.index_of(c).ok()).collect();
                     if let Some(columns) = indices.filter(|c| !c.is_empty()) {
@@ -106,13 +107,10 @@ impl StreamedTests {
     }
 
     /// The failing-row counts known without a scan, by test index into the model's tests.
-    pub fn finish(self, tests: &[DataTest]) -> HashMap<usize, u64> {
+    pub fn finish(self) -> HashMap<usize, u64> {
         let mut known: HashMap<usize, u64> = self.row_tests.iter().map(|t| (t.test, t.failing)).collect();
-        for &i in &self.row_counts {
-            if let DataTest::RowCount { min, max } = &tests[i] {
-                let outside = min.is_some_and(|m| self.rows < m) || max.is_some_and(|m| self.rows > m);
-                known.insert(i, u64::from(outside));
-            }
+        for &(i, min, max) in &self.row_counts {
+            known.insert(i, row_count_failing(min, max, self.rows));
         }
         for mut u in self.unique {
             if let Some(hashes) = u.hashes.as_mut() {
@@ -233,7 +231,7 @@ mod tests {
         for b in batches {
             streamed.observe(b);
         }
-        let known = streamed.finish(&tests);
+        let known = streamed.finish();
         let judged = run_all(&tests, &known, ctx, "m", "m").await.unwrap();
         let mut alone = Vec::new();
         for t in &tests {
